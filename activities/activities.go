@@ -1,0 +1,203 @@
+// Package activities is where workflows touch the world: the database and
+// LINE. Activities are methods on one struct that holds the dependencies; the
+// workflow package refers to them through a nil *Activities.
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/stepcast/stepcast/metrics"
+	"github.com/stepcast/stepcast/models"
+)
+
+// Activities holds what activities need.
+type Activities struct {
+	Store   *models.Store
+	LINE    LINE
+	Metrics *metrics.Metrics
+}
+
+// SendStepInput is one message node reached by one enrollment.
+type SendStepInput struct {
+	ChannelID  uint
+	ScenarioID uint
+	FriendID   uint
+	UserID     string
+	NodeID     string
+	// StepKey names this visit of the node within the run; with the run it
+	// makes the retry key, so every attempt of the step has the same key.
+	StepKey  string
+	Messages []json.RawMessage
+}
+
+// SendStepResult says what became of the step.
+type SendStepResult struct {
+	// Outcome is one of the metrics.Send* outcomes.
+	Outcome string
+	Reason  string `json:",omitempty"`
+}
+
+// Error types that the workflow may see.
+const (
+	ErrMonthlyLimit = "MonthlyLimit"
+)
+
+// retryKeySpace makes retry keys Stepcast's own UUIDv5 namespace.
+var retryKeySpace = uuid.MustParse("4c1b7e2a-3f0d-5b8e-9a61-7d2c5e8f1a90")
+
+// RetryKey is the X-Line-Retry-Key of one step of one run: the same on every
+// attempt, different for every step, run and re-enrollment.
+func RetryKey(workflowID, runID, stepKey string) string {
+	return uuid.NewSHA1(retryKeySpace, []byte(workflowID+"\x00"+runID+"\x00"+stepKey)).String()
+}
+
+// SendStep pushes a node's messages to the friend, at most once per step.
+//
+// The delivery row keyed by the retry key is written before the push, so a
+// step already sent is never pushed again even after LINE has forgotten the
+// key; LINE's 409 for a key it has seen counts as sent. A blocked friend is
+// not pushed to at all.
+func (a *Activities) SendStep(ctx context.Context, in SendStepInput) (SendStepResult, error) {
+	info := activity.GetInfo(ctx)
+	log := activity.GetLogger(ctx)
+	key := RetryKey(info.WorkflowExecution.ID, info.WorkflowExecution.RunID, in.StepKey)
+
+	friend, err := a.Store.FriendByID(ctx, in.FriendID)
+	if err != nil {
+		return SendStepResult{}, err
+	}
+	d, err := a.Store.BeginDelivery(ctx, &models.Delivery{
+		ChannelID: in.ChannelID, ScenarioID: in.ScenarioID, FriendID: in.FriendID,
+		WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
+		NodeID: in.NodeID, RetryKey: key, MessageCount: len(in.Messages),
+	})
+	if err != nil {
+		return SendStepResult{}, err
+	}
+	switch d.Status {
+	case models.DeliverySent:
+		return a.outcome(metrics.SendDuplicate, "already sent"), nil
+	case models.DeliveryFailed, models.DeliverySkipped:
+		return a.outcome(d.Status, d.Error), nil
+	}
+	if friend.Status == models.FriendBlocked {
+		d.Status, d.Error = models.DeliverySkipped, "friend blocked the account"
+		if err := a.Store.FinishDelivery(ctx, d); err != nil {
+			return SendStepResult{}, err
+		}
+		return a.outcome(metrics.SendSkipped, d.Error), nil
+	}
+	ch, err := a.Store.Channel(ctx, in.ChannelID)
+	if err != nil {
+		return SendStepResult{}, err
+	}
+	msgs, err := a.personalize(ctx, ch, friend, in.Messages)
+	if err != nil {
+		return SendStepResult{}, err
+	}
+
+	requestID, err := a.LINE.Push(ctx, ch.AccessToken, friend.UserID, msgs, key)
+	now := time.Now().UTC()
+	var le *LineError
+	switch {
+	case err == nil:
+		d.Status, d.LineRequestID, d.SentAt = models.DeliverySent, requestID, &now
+	case errors.As(err, &le) && le.Status == http.StatusConflict:
+		d.Status, d.LineRequestID, d.SentAt = models.DeliverySent, le.AcceptedRequestID, &now
+		if err := a.Store.FinishDelivery(ctx, d); err != nil {
+			return SendStepResult{}, err
+		}
+		return a.outcome(metrics.SendDuplicate, "LINE had already accepted this retry key"), nil
+	case errors.As(err, &le) && le.MonthlyLimit():
+		a.count(metrics.SendRetry)
+		log.Warn("LINE monthly limit reached; the step waits", "channel", in.ChannelID, "node", in.NodeID)
+		return SendStepResult{}, temporal.NewApplicationErrorWithOptions(le.Error(), ErrMonthlyLimit,
+			temporal.ApplicationErrorOptions{NextRetryDelay: time.Hour})
+	case errors.As(err, &le) && le.Status != http.StatusTooManyRequests && le.Status < 500:
+		// LINE will refuse this request however often it is sent.
+		d.Status, d.Error = models.DeliveryFailed, le.Error()
+		log.Error("LINE refused the step", "channel", in.ChannelID, "node", in.NodeID, "status", le.Status, "error", le.Message)
+	default:
+		a.count(metrics.SendRetry)
+		return SendStepResult{}, fmt.Errorf("push step %s: %w", in.NodeID, err)
+	}
+	if err := a.Store.FinishDelivery(ctx, d); err != nil {
+		// The push went out; the retry sees the same key and LINE's 409.
+		return SendStepResult{}, err
+	}
+	if d.Status == models.DeliveryFailed {
+		return a.outcome(metrics.SendFailed, d.Error), nil
+	}
+	return a.outcome(metrics.SendSent, ""), nil
+}
+
+func (a *Activities) outcome(outcome, reason string) SendStepResult {
+	a.count(outcome)
+	return SendStepResult{Outcome: outcome, Reason: reason}
+}
+
+func (a *Activities) count(outcome string) {
+	if a.Metrics != nil {
+		a.Metrics.Sends.WithLabelValues(outcome).Inc()
+	}
+}
+
+// displayNamePlaceholder is replaced in message JSON by the friend's LINE
+// display name.
+const displayNamePlaceholder = "{{displayName}}"
+
+// personalize fills per-friend placeholders, fetching the display name from
+// LINE's profile API the first time it is needed.
+func (a *Activities) personalize(ctx context.Context, ch *models.Channel, f *models.Friend, msgs []json.RawMessage) ([]json.RawMessage, error) {
+	needsName := false
+	for _, m := range msgs {
+		if strings.Contains(string(m), displayNamePlaceholder) {
+			needsName = true
+			break
+		}
+	}
+	if !needsName {
+		return msgs, nil
+	}
+	name := f.DisplayName
+	if name == "" {
+		n, err := a.LINE.Profile(ctx, ch.AccessToken, f.UserID)
+		if err != nil {
+			return nil, fmt.Errorf("fetch display name: %w", err)
+		}
+		name = n
+		if err := a.Store.SetDisplayName(ctx, f.ID, name); err != nil {
+			return nil, err
+		}
+	}
+	// The name goes into JSON strings, so it is escaped as one.
+	quoted, _ := json.Marshal(name)
+	escaped := string(quoted[1 : len(quoted)-1])
+	out := make([]json.RawMessage, len(msgs))
+	for i, m := range msgs {
+		out[i] = json.RawMessage(strings.ReplaceAll(string(m), displayNamePlaceholder, escaped))
+	}
+	return out, nil
+}
+
+// FinishEnrollmentInput is how an enrollment ended.
+type FinishEnrollmentInput struct {
+	Status string
+	Reason string
+}
+
+// FinishEnrollment records the end of the calling workflow's run.
+func (a *Activities) FinishEnrollment(ctx context.Context, in FinishEnrollmentInput) error {
+	info := activity.GetInfo(ctx)
+	return a.Store.FinishEnrollment(ctx, info.WorkflowExecution.ID, info.WorkflowExecution.RunID, in.Status, in.Reason, time.Now())
+}

@@ -1,0 +1,127 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/line/line-bot-sdk-go/v8/linebot/messaging_api"
+)
+
+// LINE talks to the Messaging API (or the fake LINE server) with a channel's
+// access token.
+type LINE interface {
+	Push(ctx context.Context, token, to string, messages []json.RawMessage, retryKey string) (requestID string, err error)
+	Profile(ctx context.Context, token, userID string) (displayName string, err error)
+}
+
+// LineError is a non-2xx answer of the Messaging API.
+type LineError struct {
+	Status  int
+	Message string
+	// AcceptedRequestID is set on a 409: the ID of the request that LINE
+	// already accepted with the same retry key.
+	AcceptedRequestID string
+}
+
+func (e *LineError) Error() string {
+	return fmt.Sprintf("LINE answered %d: %s", e.Status, e.Message)
+}
+
+// MonthlyLimit reports whether LINE refused because the channel has used up
+// its monthly message quota.
+func (e *LineError) MonthlyLimit() bool {
+	return e.Status == http.StatusTooManyRequests && strings.Contains(strings.ToLower(e.Message), "monthly limit")
+}
+
+// LineClient is the LINE implementation that uses the official SDK.
+type LineClient struct {
+	// Endpoint is the API's base URL: https://api.line.me, or the fake's.
+	Endpoint string
+	HTTP     *http.Client
+}
+
+var _ LINE = (*LineClient)(nil)
+
+// api builds a client per call: the SDK keeps the request context in the
+// client, so a shared one would race between concurrent activities.
+func (c *LineClient) api(ctx context.Context, token string) (*messaging_api.MessagingApiAPI, error) {
+	opts := []messaging_api.MessagingApiAPIOption{messaging_api.WithEndpoint(c.Endpoint)}
+	if c.HTTP != nil {
+		opts = append(opts, messaging_api.WithHTTPClient(c.HTTP))
+	}
+	api, err := messaging_api.NewMessagingApiAPI(token, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return api.WithContext(ctx), nil
+}
+
+// Push sends messages to one user with the given retry key.
+func (c *LineClient) Push(ctx context.Context, token, to string, messages []json.RawMessage, retryKey string) (string, error) {
+	api, err := c.api(ctx, token)
+	if err != nil {
+		return "", err
+	}
+	msgs := make([]messaging_api.MessageInterface, len(messages))
+	for i, m := range messages {
+		msgs[i] = rawMessage(m)
+	}
+	res, _, err := api.PushMessageWithHttpInfo(&messaging_api.PushMessageRequest{To: to, Messages: msgs}, retryKey)
+	if res == nil {
+		return "", err
+	}
+	if err != nil {
+		return "", lineError(res)
+	}
+	return res.Header.Get("X-Line-Request-Id"), nil
+}
+
+// Profile returns the user's display name.
+func (c *LineClient) Profile(ctx context.Context, token, userID string) (string, error) {
+	api, err := c.api(ctx, token)
+	if err != nil {
+		return "", err
+	}
+	res, p, err := api.GetProfileWithHttpInfo(userID)
+	if res == nil {
+		return "", err
+	}
+	if err != nil {
+		return "", lineError(res)
+	}
+	return p.DisplayName, nil
+}
+
+func lineError(res *http.Response) error {
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+	var e struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(body, &e) != nil || e.Message == "" {
+		e.Message = strings.TrimSpace(string(body))
+	}
+	return &LineError{Status: res.StatusCode, Message: e.Message, AcceptedRequestID: res.Header.Get("X-Line-Accepted-Request-Id")}
+}
+
+// rawMessage sends a message object exactly as the scenario wrote it.
+type rawMessage json.RawMessage
+
+func (m rawMessage) GetType() string {
+	var t struct {
+		Type string `json:"type"`
+	}
+	_ = json.Unmarshal(m, &t)
+	return t.Type
+}
+
+func (m rawMessage) MarshalJSON() ([]byte, error) {
+	if !json.Valid(m) {
+		return nil, errors.New("message is not valid JSON")
+	}
+	return m, nil
+}

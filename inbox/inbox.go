@@ -1,0 +1,164 @@
+// Package inbox is the durable webhook inbox. The webhook handler stores
+// LINE's events and answers at once; the Dispatcher applies them (friends,
+// enrollments, signals) behind it. An event that cannot be applied now
+// (Temporal or the database briefly down) stays in the inbox and is tried
+// again, so nothing LINE delivered is lost and LINE's one-second answer does
+// not wait on Temporal.
+package inbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/line/line-bot-sdk-go/v8/linebot/webhook"
+
+	"github.com/stepcast/stepcast"
+	"github.com/stepcast/stepcast/enroll"
+	"github.com/stepcast/stepcast/metrics"
+	"github.com/stepcast/stepcast/models"
+)
+
+// Event types that the dispatcher applies; others are stored and marked
+// processed.
+const (
+	TypeFollow   = "follow"
+	TypeUnfollow = "unfollow"
+)
+
+// Decode turns a webhook body into inbox rows for the channel. Events
+// without a webhookEventId cannot be deduplicated and are refused.
+func Decode(channelID uint, body []byte, now time.Time) ([]models.WebhookEvent, error) {
+	var req struct {
+		Events []json.RawMessage `json:"events"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, stepcast.Errorf(stepcast.EINVALID, "webhook body is not valid JSON: %v", err)
+	}
+	out := make([]models.WebhookEvent, 0, len(req.Events))
+	for i, raw := range req.Events {
+		var ev struct {
+			Type           string `json:"type"`
+			WebhookEventID string `json:"webhookEventId"`
+			Timestamp      int64  `json:"timestamp"`
+			Source         struct {
+				UserID string `json:"userId"`
+			} `json:"source"`
+			DeliveryContext struct {
+				IsRedelivery bool `json:"isRedelivery"`
+			} `json:"deliveryContext"`
+		}
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			return nil, stepcast.Errorf(stepcast.EINVALID, "events[%d] is not a webhook event: %v", i, err)
+		}
+		if ev.Type == "" || ev.WebhookEventID == "" {
+			return nil, stepcast.Errorf(stepcast.EINVALID, "events[%d] has no type or webhookEventId", i)
+		}
+		// The SDK's own model checks the shape of the event types it knows.
+		if _, err := webhook.UnmarshalEvent(raw); err != nil {
+			return nil, stepcast.Errorf(stepcast.EINVALID, "events[%d] is not a valid %s event: %v", i, ev.Type, err)
+		}
+		out = append(out, models.WebhookEvent{
+			ChannelID: channelID, WebhookEventID: ev.WebhookEventID, Type: ev.Type,
+			UserID: ev.Source.UserID, Redelivery: ev.DeliveryContext.IsRedelivery,
+			Timestamp: time.UnixMilli(ev.Timestamp).UTC(), Payload: string(raw), ReceivedAt: now.UTC(),
+		})
+	}
+	return out, nil
+}
+
+// Dispatcher applies inbox events in the order they arrived.
+type Dispatcher struct {
+	Store   *models.Store
+	Enroll  *enroll.Service
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
+	// Poll is how often the inbox is checked when nobody calls Notify, and
+	// the wait after a failure.
+	Poll time.Duration
+	// BatchSize bounds one read of the inbox.
+	BatchSize int
+
+	wake chan struct{}
+}
+
+// NewDispatcher returns a dispatcher with default timings.
+func NewDispatcher(store *models.Store, svc *enroll.Service, m *metrics.Metrics, log *slog.Logger) *Dispatcher {
+	return &Dispatcher{Store: store, Enroll: svc, Metrics: m, Log: log, Poll: time.Second, BatchSize: 100, wake: make(chan struct{}, 1)}
+}
+
+// Notify wakes the dispatcher after new events were stored.
+func (d *Dispatcher) Notify() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run applies events until ctx ends.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	for {
+		n, err := d.drain(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			d.Log.WarnContext(ctx, "webhook inbox: will retry", "error", err)
+		}
+		if n > 0 && err == nil {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.wake:
+		case <-time.After(d.Poll):
+		}
+	}
+}
+
+// drain applies pending events in order and stops at the first failure, so a
+// friend's later events never overtake an earlier one that failed.
+func (d *Dispatcher) drain(ctx context.Context) (int, error) {
+	backlog, err := d.Store.WebhookBacklog(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if d.Metrics != nil {
+		d.Metrics.WebhookBacklog.Set(float64(backlog))
+	}
+	if backlog == 0 {
+		return 0, nil
+	}
+	events, err := d.Store.PendingWebhookEvents(ctx, d.BatchSize)
+	if err != nil {
+		return 0, err
+	}
+	for i, ev := range events {
+		if err := d.apply(ctx, &ev); err != nil {
+			if ctx.Err() == nil {
+				_ = d.Store.MarkWebhookEventFailed(ctx, ev.ID, err)
+			}
+			return i, fmt.Errorf("event %s (%s): %w", ev.WebhookEventID, ev.Type, err)
+		}
+		if err := d.Store.MarkWebhookEventProcessed(ctx, ev.ID, time.Now()); err != nil {
+			return i, err
+		}
+	}
+	return len(events), nil
+}
+
+func (d *Dispatcher) apply(ctx context.Context, ev *models.WebhookEvent) error {
+	if ev.UserID == "" {
+		return nil
+	}
+	switch ev.Type {
+	case TypeFollow:
+		return d.Enroll.Follow(ctx, ev.ChannelID, ev.UserID, ev.Timestamp)
+	case TypeUnfollow:
+		return d.Enroll.Unfollow(ctx, ev.ChannelID, ev.UserID, ev.Timestamp)
+	}
+	return nil
+}

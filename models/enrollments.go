@@ -1,0 +1,58 @@
+package models
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm/clause"
+)
+
+// RecordEnrollment stores a started workflow run. Recording the same run
+// again (a redelivered event, a retried dispatch) changes nothing.
+func (s *Store) RecordEnrollment(ctx context.Context, e *Enrollment) error {
+	e.Status = EnrollmentRunning
+	err := s.DB.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(e).Error
+	return dbError(err, fmt.Sprintf("enrollment %s", e.WorkflowID))
+}
+
+// FinishEnrollment marks a run as ended with a status and reason.
+func (s *Store) FinishEnrollment(ctx context.Context, workflowID, runID, status, reason string, at time.Time) error {
+	at = at.UTC()
+	err := s.DB.WithContext(ctx).Model(&Enrollment{}).
+		Where("workflow_id = ? AND run_id = ?", workflowID, runID).
+		Updates(map[string]any{"status": status, "exit_reason": reason, "ended_at": &at}).Error
+	return dbError(err, fmt.Sprintf("enrollment %s", workflowID))
+}
+
+// RunningEnrollmentsOfFriend lists the friend's enrollments that have not ended.
+func (s *Store) RunningEnrollmentsOfFriend(ctx context.Context, friendID uint) ([]Enrollment, error) {
+	var es []Enrollment
+	err := s.DB.WithContext(ctx).Where("friend_id = ? AND status = ?", friendID, EnrollmentRunning).Find(&es).Error
+	return es, dbError(err, "enrollments")
+}
+
+// EnrollmentFilter narrows an enrollment list; zero fields do not filter.
+type EnrollmentFilter struct {
+	ChannelID  uint
+	ScenarioID uint
+	FriendID   uint
+	Status     string
+}
+
+// Enrollments lists enrollments, newest first.
+func (s *Store) Enrollments(ctx context.Context, f EnrollmentFilter, p Page) ([]Enrollment, error) {
+	q := s.DB.WithContext(ctx).Where("channel_id = ?", f.ChannelID)
+	if f.ScenarioID != 0 {
+		q = q.Where("scenario_id = ?", f.ScenarioID)
+	}
+	if f.FriendID != 0 {
+		q = q.Where("friend_id = ?", f.FriendID)
+	}
+	if f.Status != "" {
+		q = q.Where("status = ?", f.Status)
+	}
+	var es []Enrollment
+	err := p.apply(q.Order("id DESC")).Find(&es).Error
+	return es, dbError(err, "enrollments")
+}

@@ -1,0 +1,160 @@
+// Package models holds the database rows and the store that reads and writes
+// them. Rows are not API types and not workflow inputs: apiserver and
+// workflows convert at their boundaries.
+package models
+
+import "time"
+
+// Channel is one LINE Messaging API channel (an Official Account).
+type Channel struct {
+	ID            uint   `gorm:"primaryKey"`
+	Name          string `gorm:"not null"`
+	LineChannelID string `gorm:"uniqueIndex;not null"`
+	Secret        string `gorm:"not null"`
+	AccessToken   string `gorm:"not null"`
+	TimeZone      string `gorm:"not null"`
+	// MonthlyBudget is the number of messages the channel may send a month;
+	// 0 means no budget of Stepcast's own.
+	MonthlyBudget int64
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Friend statuses.
+const (
+	FriendFollowing = "following"
+	FriendBlocked   = "blocked"
+)
+
+// Friend is a LINE user on a channel.
+type Friend struct {
+	ID              uint   `gorm:"primaryKey"`
+	ChannelID       uint   `gorm:"not null;uniqueIndex:idx_friend_channel_user"`
+	UserID          string `gorm:"not null;uniqueIndex:idx_friend_channel_user"`
+	Status          string `gorm:"not null;index"`
+	DisplayName     string
+	AddRoute        string
+	FirstFollowedAt time.Time
+	LastFollowedAt  time.Time
+	BlockedAt       *time.Time
+	// StatusAt is the LINE timestamp of the event that set Status. Events
+	// older than it do not change the status, so a follow and an unfollow
+	// applied out of order still leave the friend as LINE last saw them.
+	StatusAt  time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Scenario statuses.
+const (
+	ScenarioDraft  = "draft"
+	ScenarioActive = "active"
+	ScenarioPaused = "paused"
+	ScenarioEnded  = "ended"
+)
+
+// Scenario is a marketer's scenario: an editable draft plus the number of
+// the latest published (immutable) version.
+type Scenario struct {
+	ID        uint   `gorm:"primaryKey"`
+	ChannelID uint   `gorm:"not null;uniqueIndex:idx_scenario_channel_key"`
+	Key       string `gorm:"not null;uniqueIndex:idx_scenario_channel_key"`
+	Name      string `gorm:"not null"`
+	Status    string `gorm:"not null;index"`
+	// Draft is the scenario document (JSON) being edited.
+	Draft string `gorm:"type:text;not null"`
+	// Version is the latest published version; 0 before the first publish.
+	Version   int `gorm:"not null"`
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// ScenarioVersion is a published scenario document. It never changes:
+// enrollments run the version they started with.
+type ScenarioVersion struct {
+	ID          uint   `gorm:"primaryKey"`
+	ScenarioID  uint   `gorm:"not null;uniqueIndex:idx_version_scenario_version"`
+	Version     int    `gorm:"not null;uniqueIndex:idx_version_scenario_version"`
+	Document    string `gorm:"type:text;not null"`
+	PublishedAt time.Time
+}
+
+// Enrollment statuses.
+const (
+	EnrollmentRunning   = "running"
+	EnrollmentCompleted = "completed"
+	EnrollmentExited    = "exited"
+)
+
+// Enrollment is one friend in one scenario version: one workflow run.
+type Enrollment struct {
+	ID              uint   `gorm:"primaryKey"`
+	ChannelID       uint   `gorm:"not null;index"`
+	ScenarioID      uint   `gorm:"not null;index"`
+	ScenarioVersion int    `gorm:"not null"`
+	FriendID        uint   `gorm:"not null;index"`
+	WorkflowID      string `gorm:"not null;uniqueIndex:idx_enrollment_run"`
+	RunID           string `gorm:"not null;uniqueIndex:idx_enrollment_run"`
+	Status          string `gorm:"not null;index"`
+	// ExitReason says why an enrollment ended early (blocked, exit node...).
+	ExitReason string
+	StartedAt  time.Time
+	EndedAt    *time.Time
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// Delivery statuses.
+const (
+	DeliverySending = "sending"
+	DeliverySent    = "sent"
+	DeliveryFailed  = "failed"
+	DeliverySkipped = "skipped"
+)
+
+// Delivery is one step's push to one friend. RetryKey is the X-Line-Retry-Key
+// used on every attempt, so one step has one row however often it is tried.
+type Delivery struct {
+	ID           uint   `gorm:"primaryKey"`
+	ChannelID    uint   `gorm:"not null;index"`
+	ScenarioID   uint   `gorm:"not null;index"`
+	FriendID     uint   `gorm:"not null;index"`
+	WorkflowID   string `gorm:"not null;index"`
+	RunID        string `gorm:"not null"`
+	NodeID       string `gorm:"not null"`
+	RetryKey     string `gorm:"not null;uniqueIndex"`
+	Status       string `gorm:"not null;index"`
+	MessageCount int    `gorm:"not null"`
+	Attempts     int    `gorm:"not null"`
+	Error        string
+	// LineRequestID is LINE's x-line-request-id (or the accepted request's
+	// id on a 409), the handle LINE support asks for.
+	LineRequestID string
+	SentAt        *time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// WebhookEvent is a received LINE webhook event: the durable inbox. The
+// webhook handler only stores events; the dispatcher applies them in order
+// and sets ProcessedAt.
+type WebhookEvent struct {
+	ID             uint   `gorm:"primaryKey"`
+	ChannelID      uint   `gorm:"not null;uniqueIndex:idx_webhook_event_dedup"`
+	WebhookEventID string `gorm:"not null;uniqueIndex:idx_webhook_event_dedup"`
+	Type           string `gorm:"not null"`
+	UserID         string `gorm:"index"`
+	Redelivery     bool
+	// Timestamp is LINE's event time.
+	Timestamp   time.Time
+	Payload     string `gorm:"type:text;not null"`
+	ReceivedAt  time.Time
+	ProcessedAt *time.Time `gorm:"index"`
+	Attempts    int
+	LastError   string
+}
+
+// All lists every model, in the order migrations create them.
+func All() []any {
+	return []any{&Channel{}, &Friend{}, &Scenario{}, &ScenarioVersion{}, &Enrollment{}, &Delivery{}, &WebhookEvent{}}
+}

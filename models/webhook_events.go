@@ -1,0 +1,54 @@
+package models
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// InsertWebhookEvents stores received events in the inbox, skipping any whose
+// webhookEventId the channel already has (LINE redelivers). It returns how
+// many were new.
+func (s *Store) InsertWebhookEvents(ctx context.Context, events []WebhookEvent) (int, error) {
+	if len(events) == 0 {
+		return 0, nil
+	}
+	res := s.DB.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&events)
+	if res.Error != nil {
+		return 0, dbError(res.Error, "webhook events")
+	}
+	return int(res.RowsAffected), nil
+}
+
+// PendingWebhookEvents returns up to limit unprocessed events in the order
+// they arrived.
+func (s *Store) PendingWebhookEvents(ctx context.Context, limit int) ([]WebhookEvent, error) {
+	var es []WebhookEvent
+	err := s.DB.WithContext(ctx).Where("processed_at IS NULL").Order("id").Limit(limit).Find(&es).Error
+	return es, dbError(err, "pending webhook events")
+}
+
+// MarkWebhookEventProcessed takes an event out of the inbox.
+func (s *Store) MarkWebhookEventProcessed(ctx context.Context, id uint, at time.Time) error {
+	at = at.UTC()
+	err := s.DB.WithContext(ctx).Model(&WebhookEvent{}).Where("id = ?", id).
+		Updates(map[string]any{"processed_at": &at, "last_error": ""}).Error
+	return dbError(err, fmt.Sprintf("webhook event %d", id))
+}
+
+// MarkWebhookEventFailed records a failed attempt; the event stays pending.
+func (s *Store) MarkWebhookEventFailed(ctx context.Context, id uint, cause error) error {
+	err := s.DB.WithContext(ctx).Model(&WebhookEvent{}).Where("id = ?", id).
+		Updates(map[string]any{"attempts": gorm.Expr("attempts + 1"), "last_error": cause.Error()}).Error
+	return dbError(err, fmt.Sprintf("webhook event %d", id))
+}
+
+// WebhookBacklog counts events received but not yet processed.
+func (s *Store) WebhookBacklog(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.DB.WithContext(ctx).Model(&WebhookEvent{}).Where("processed_at IS NULL").Count(&n).Error
+	return n, dbError(err, "webhook backlog")
+}

@@ -1,0 +1,82 @@
+// Package worker runs the Temporal worker that executes enrollment
+// workflows and their activities, and holds the Temporal client set-up that
+// the API shares.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/uber-go/tally/v4"
+	tallyprom "github.com/uber-go/tally/v4/prometheus"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	sdktally "go.temporal.io/sdk/contrib/tally"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/stepcast/stepcast/activities"
+	"github.com/stepcast/stepcast/metrics"
+	"github.com/stepcast/stepcast/workflows"
+)
+
+// Dial connects to Temporal, reporting the SDK's metrics into m's registry.
+func Dial(ctx context.Context, address, namespace string, m *metrics.Metrics, logger *slog.Logger) (client.Client, error) {
+	opts := client.Options{
+		HostPort:  address,
+		Namespace: namespace,
+		Logger:    log.NewStructuredLogger(logger),
+	}
+	if m != nil {
+		reporter, err := tallyprom.Configuration{TimerType: "histogram"}.NewReporter(tallyprom.ConfigurationOptions{
+			Registry: m.Registry,
+			OnError:  func(err error) { logger.Warn("temporal metrics", "error", err) },
+		})
+		if err != nil {
+			return nil, fmt.Errorf("worker: temporal metrics: %w", err)
+		}
+		scope, _ := tally.NewRootScope(tally.ScopeOptions{
+			CachedReporter:  reporter,
+			Separator:       tallyprom.DefaultSeparator,
+			SanitizeOptions: &sdktally.PrometheusSanitizeOptions,
+		}, time.Second)
+		opts.MetricsHandler = sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope))
+	}
+	c, err := client.DialContext(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("worker: connect to Temporal at %s: %w", address, err)
+	}
+	return c, nil
+}
+
+// RegisterSearchAttributes adds Stepcast's custom search attributes to the
+// namespace; attributes that already exist are left as they are.
+func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	attrs := map[string]enums.IndexedValueType{}
+	for _, k := range workflows.SearchAttributes {
+		attrs[k.GetName()] = enums.INDEXED_VALUE_TYPE_KEYWORD
+	}
+	_, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace: namespace, SearchAttributes: attrs,
+	})
+	var exists *serviceerror.AlreadyExists
+	if err != nil && !errors.As(err, &exists) {
+		return fmt.Errorf("worker: register search attributes: %w", err)
+	}
+	return nil
+}
+
+// New returns a worker for the task queue with the enrollment workflow and
+// the activities registered.
+func New(c client.Client, taskQueue string, acts *activities.Activities, opts worker.Options) worker.Worker {
+	w := worker.New(c, taskQueue, opts)
+	w.RegisterWorkflowWithOptions(workflows.Enrollment, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow})
+	w.RegisterActivity(acts)
+	return w
+}

@@ -1,0 +1,92 @@
+// Package workflows interprets a scenario for one friend: the durable
+// Enrollment workflow. This file is its contract with the rest of Stepcast;
+// the API server and the tests use these names and never spell the strings.
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/stepcast/stepcast/scenario"
+)
+
+// DefaultTaskQueue is the task queue of the worker unless configured.
+const DefaultTaskQueue = "stepcast"
+
+// Names of the workflow, its signal and its query.
+const (
+	EnrollmentWorkflow = "Enrollment"
+	// SignalFriendEvent carries a FriendEvent: a block, a click, a purchase.
+	SignalFriendEvent = "friend-event"
+	// QueryState returns the State of the enrollment.
+	QueryState = "state"
+)
+
+// Custom search attributes; registered by `stepcast migrate` and dev mode.
+var (
+	AttrChannel  = temporal.NewSearchAttributeKeyKeyword("StepcastChannel")
+	AttrScenario = temporal.NewSearchAttributeKeyKeyword("StepcastScenario")
+	AttrFriend   = temporal.NewSearchAttributeKeyKeyword("StepcastFriend")
+	AttrNode     = temporal.NewSearchAttributeKeyKeyword("StepcastNode")
+)
+
+// SearchAttributes lists every custom search attribute, for registration.
+var SearchAttributes = []temporal.SearchAttributeKeyKeyword{AttrChannel, AttrScenario, AttrFriend, AttrNode}
+
+// EnrollmentWorkflowID is the ID of a friend's enrollment in a scenario. It
+// reads as where to look: channel, scenario key, LINE user ID. A friend has
+// at most one running enrollment per scenario because the ID is the same.
+func EnrollmentWorkflowID(channelID uint, scenarioKey, userID string) string {
+	return fmt.Sprintf("enrollment/%d/%s/%s", channelID, scenarioKey, userID)
+}
+
+// EnrollmentInput starts an enrollment. The scenario document travels in the
+// input, so a run keeps the version it started with whatever is published
+// later.
+type EnrollmentInput struct {
+	ChannelID   uint
+	ScenarioID  uint
+	ScenarioKey string
+	Version     int
+	FriendID    uint
+	UserID      string
+	Document    scenario.Document
+}
+
+// Friend event types.
+const (
+	EventUnfollow = "unfollow"
+)
+
+// FriendEvent is something the friend did, signalled to their enrollments.
+type FriendEvent struct {
+	Type string
+	At   time.Time
+}
+
+// Enrollment statuses reported by the query.
+const (
+	StatusWaiting   = "waiting"
+	StatusSending   = "sending"
+	StatusCompleted = "completed"
+	StatusExited    = "exited"
+)
+
+// Exit reasons.
+const (
+	ExitBlocked  = "blocked"
+	ExitExitNode = "exit node"
+)
+
+// State is what the state query returns: where the friend is and why.
+type State struct {
+	Status     string
+	Node       string
+	NextDueAt  *time.Time `json:",omitempty"`
+	EnrolledAt time.Time
+	Version    int
+	StepsSent  int
+	ExitReason string `json:",omitempty"`
+}
