@@ -57,7 +57,7 @@ func New(cfg Config, store *models.Store, tc client.Client, svc *enroll.Service,
 }
 
 // Handler returns the HTTP handler with every route.
-func (s *Server) Handler() http.Handler {
+func (s *Server) Handler() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(gin.Recovery(), s.accessLog)

@@ -34,13 +34,13 @@ func Dial(ctx context.Context, address, namespace string, m *metrics.Metrics, lo
 		Logger:    log.NewStructuredLogger(logger),
 	}
 	if m != nil {
-		reporter, err := tallyprom.Configuration{TimerType: "histogram"}.NewReporter(tallyprom.ConfigurationOptions{
-			Registry: m.Registry,
-			OnError:  func(err error) { logger.Warn("temporal metrics", "error", err) },
+		// NewReporter, not Configuration.NewReporter: the latter also mounts
+		// /metrics on http.DefaultServeMux, once per process.
+		reporter := tallyprom.NewReporter(tallyprom.Options{
+			Registerer:       m.Registry,
+			DefaultTimerType: tallyprom.HistogramTimerType,
+			OnRegisterError:  func(err error) { logger.Warn("temporal metrics", "error", err) },
 		})
-		if err != nil {
-			return nil, fmt.Errorf("worker: temporal metrics: %w", err)
-		}
 		scope, _ := tally.NewRootScope(tally.ScopeOptions{
 			CachedReporter:  reporter,
 			Separator:       tallyprom.DefaultSeparator,

@@ -16,6 +16,7 @@ import (
 	"time"
 	_ "time/tzdata" // scenario time zones must not depend on the host's files
 
+	"github.com/gin-gonic/gin"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 	"golang.org/x/sync/errgroup"
@@ -43,6 +44,7 @@ commands:
 Configuration is by environment variables; README.md lists them.`
 
 func main() {
+	gin.SetMode(gin.ReleaseMode)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()

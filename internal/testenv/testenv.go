@@ -43,9 +43,21 @@ func Logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// Postgres creates a fresh, migrated database for the test and drops it
-// when the test ends.
+// Postgres creates a fresh, migrated database for the test, dropped when
+// the test ends, and returns a store on it.
 func Postgres(t testing.TB) *models.Store {
+	t.Helper()
+	store, err := models.Open(PostgresDatabase(t), "", Logger())
+	if err != nil {
+		t.Fatalf("open test database: %v", err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	return store
+}
+
+// PostgresDatabase creates a fresh, migrated database for the test, dropped
+// when the test ends, and returns its URL.
+func PostgresDatabase(t testing.TB) string {
 	t.Helper()
 	admin, err := models.Open(PostgresURL(), "", Logger())
 	if err == nil {
@@ -61,21 +73,21 @@ func Postgres(t testing.TB) *models.Store {
 	if err := admin.DB.Exec("CREATE DATABASE " + name).Error; err != nil {
 		t.Fatalf("create test database: %v", err)
 	}
+	t.Cleanup(func() {
+		_ = admin.DB.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)").Error
+		_ = admin.Close()
+	})
 	u, _ := url.Parse(PostgresURL())
 	u.Path = "/" + name
 	store, err := models.Open(u.String(), "", Logger())
 	if err != nil {
 		t.Fatalf("open test database: %v", err)
 	}
+	defer store.Close()
 	if err := store.Migrate(context.Background()); err != nil {
 		t.Fatalf("migrate test database: %v", err)
 	}
-	t.Cleanup(func() {
-		_ = store.Close()
-		_ = admin.DB.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)").Error
-		_ = admin.Close()
-	})
-	return store
+	return u.String()
 }
 
 // SQLite opens a fresh embedded database in the test's temporary folder.
