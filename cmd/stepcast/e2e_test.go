@@ -246,6 +246,20 @@ func (s *system) deliveries(channel uint) []deliveryJSON {
 	return l.Items
 }
 
+func (s *system) get(url string) string {
+	s.t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		s.t.Fatalf("GET %s: %d %s", url, res.StatusCode, b)
+	}
+	return string(b)
+}
+
 func text(s string) map[string]any { return map[string]any{"type": "text", "text": s} }
 
 // twoSteps is a scenario with a message after 1s and another 2s later.
@@ -316,6 +330,22 @@ func TestFollowRunsScenarioEndToEnd(t *testing.T) {
 	ds := s.deliveries(ch)
 	if len(ds) != 2 || ds[0].Status != "sent" || ds[1].Status != "sent" {
 		t.Errorf("deliveries = %+v, want two sent", ds)
+	}
+
+	// Metrics: the API counts webhooks and enrollments, the worker sends;
+	// both report the Temporal SDK's own metrics.
+	apiMetrics := s.get(s.url + "/metrics")
+	workerMetrics := s.get("http://" + s.env["STEPCAST_WORKER_HTTP_ADDR"] + "/metrics")
+	for _, want := range []string{`stepcast_webhook_events_received_total{type="follow"} 1`,
+		`stepcast_enrollments_started_total{scenario="welcome"} 1`, "stepcast_webhook_inbox_backlog 0", "temporal_request_total{"} {
+		if !strings.Contains(apiMetrics, want) {
+			t.Errorf("API /metrics lacks %s", want)
+		}
+	}
+	for _, want := range []string{`stepcast_sends_total{outcome="sent"} 2`, "temporal_activity_execution_latency"} {
+		if !strings.Contains(workerMetrics, want) {
+			t.Errorf("worker /metrics lacks %s", want)
+		}
 	}
 
 	// The Temporal Web UI finds the journey by friend and scenario.
