@@ -18,6 +18,7 @@ import (
 
 	"github.com/stepcast/stepcast/metrics"
 	"github.com/stepcast/stepcast/models"
+	"github.com/stepcast/stepcast/scenario"
 )
 
 // Activities holds what activities need.
@@ -29,11 +30,12 @@ type Activities struct {
 
 // SendStepInput is one message node reached by one enrollment.
 type SendStepInput struct {
-	ChannelID  uint
-	ScenarioID uint
-	FriendID   uint
-	UserID     string
-	NodeID     string
+	ChannelID   uint
+	ScenarioID  uint
+	ScenarioKey string
+	FriendID    uint
+	UserID      string
+	NodeID      string
 	// StepKey names this visit of the node within the run; with the run it
 	// makes the retry key, so every attempt of the step has the same key.
 	StepKey  string
@@ -138,6 +140,12 @@ func (a *Activities) SendStep(ctx context.Context, in SendStepInput) (SendStepRe
 	if d.Status == models.DeliveryFailed {
 		return a.outcome(metrics.SendFailed, d.Error), nil
 	}
+	// An impression in the only sense LINE allows: the push was accepted.
+	err = a.Store.RecordEvent(ctx, &models.FriendEvent{ChannelID: in.ChannelID, FriendID: in.FriendID,
+		Type: scenario.EventDelivered, ScenarioKey: in.ScenarioKey, NodeID: in.NodeID, At: now})
+	if err != nil {
+		return SendStepResult{}, err
+	}
 	return a.outcome(metrics.SendSent, ""), nil
 }
 
@@ -156,38 +164,56 @@ func (a *Activities) count(outcome string) {
 // display name.
 const displayNamePlaceholder = "{{displayName}}"
 
-// personalize fills per-friend placeholders, fetching the display name from
-// LINE's profile API the first time it is needed.
-func (a *Activities) personalize(ctx context.Context, ch *models.Channel, f *models.Friend, msgs []json.RawMessage) ([]json.RawMessage, error) {
-	needsName := false
+// NeedsDisplayName reports whether messages use the display name.
+func NeedsDisplayName(msgs []json.RawMessage) bool {
 	for _, m := range msgs {
 		if strings.Contains(string(m), displayNamePlaceholder) {
-			needsName = true
-			break
+			return true
 		}
 	}
-	if !needsName {
-		return msgs, nil
-	}
-	name := f.DisplayName
-	if name == "" {
-		n, err := a.LINE.Profile(ctx, ch.AccessToken, f.UserID)
-		if err != nil {
-			return nil, fmt.Errorf("fetch display name: %w", err)
-		}
-		name = n
-		if err := a.Store.SetDisplayName(ctx, f.ID, name); err != nil {
-			return nil, err
-		}
-	}
-	// The name goes into JSON strings, so it is escaped as one.
-	quoted, _ := json.Marshal(name)
+	return false
+}
+
+// Personalize fills the per-friend placeholders. The name goes into JSON
+// strings, so it is escaped as one.
+func Personalize(msgs []json.RawMessage, displayName string) []json.RawMessage {
+	quoted, _ := json.Marshal(displayName)
 	escaped := string(quoted[1 : len(quoted)-1])
 	out := make([]json.RawMessage, len(msgs))
 	for i, m := range msgs {
 		out[i] = json.RawMessage(strings.ReplaceAll(string(m), displayNamePlaceholder, escaped))
 	}
-	return out, nil
+	return out
+}
+
+// personalize fills placeholders, fetching the display name from LINE's
+// profile API the first time it is needed.
+func (a *Activities) personalize(ctx context.Context, ch *models.Channel, f *models.Friend, msgs []json.RawMessage) ([]json.RawMessage, error) {
+	if !NeedsDisplayName(msgs) {
+		return msgs, nil
+	}
+	name, err := DisplayName(ctx, a.Store, a.LINE, ch, f)
+	if err != nil {
+		return nil, err
+	}
+	return Personalize(msgs, name), nil
+}
+
+// DisplayName returns the friend's display name, asking LINE's profile API
+// and storing the answer when it is not known yet.
+func DisplayName(ctx context.Context, store *models.Store, line LINE, ch *models.Channel, f *models.Friend) (string, error) {
+	if f.DisplayName != "" {
+		return f.DisplayName, nil
+	}
+	name, err := line.Profile(ctx, ch.AccessToken, f.UserID)
+	if err != nil {
+		return "", fmt.Errorf("fetch display name: %w", err)
+	}
+	if err := store.SetDisplayName(ctx, f.ID, name); err != nil {
+		return "", err
+	}
+	f.DisplayName = name
+	return name, nil
 }
 
 // FinishEnrollmentInput is how an enrollment ended.

@@ -9,7 +9,11 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/line/line-bot-sdk-go/v8/linebot/messaging_api"
+
+	"github.com/stepcast/stepcast"
+	"github.com/stepcast/stepcast/models"
 )
 
 // LINE talks to the Messaging API (or the fake LINE server) with a channel's
@@ -124,4 +128,31 @@ func (m rawMessage) MarshalJSON() ([]byte, error) {
 		return nil, errors.New("message is not valid JSON")
 	}
 	return m, nil
+}
+
+// TestSender pushes a node's messages outside any enrollment: the admin
+// API's test send. It is not a Temporal activity.
+type TestSender struct {
+	Store *models.Store
+	LINE  LINE
+}
+
+// TestSend personalizes and pushes msgs to f now, with a fresh retry key.
+func (t *TestSender) TestSend(ctx context.Context, ch *models.Channel, f *models.Friend, msgs []json.RawMessage) (string, error) {
+	if NeedsDisplayName(msgs) {
+		name, err := DisplayName(ctx, t.Store, t.LINE, ch, f)
+		if err != nil {
+			return "", err
+		}
+		msgs = Personalize(msgs, name)
+	}
+	id, err := t.LINE.Push(ctx, ch.AccessToken, f.UserID, msgs, uuid.NewString())
+	var le *LineError
+	if errors.As(err, &le) && le.Status < 500 && le.Status != http.StatusTooManyRequests {
+		return "", stepcast.Errorf(stepcast.EINVALID, "LINE refused the test send: %s", le.Message)
+	}
+	if err != nil {
+		return "", stepcast.Errorf(stepcast.EUNAVAILABLE, "LINE did not take the test send: %v", err)
+	}
+	return id, nil
 }

@@ -15,7 +15,7 @@ import (
 // Every admin route refuses requests without the right bearer token; the
 // test walks the router, so a route added later is covered too.
 func TestEveryAdminRouteRequiresToken(t *testing.T) {
-	srv := apiserver.New(apiserver.Config{AdminToken: "s3cret"}, nil, nil, nil, nil, metrics.New(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv := apiserver.New(apiserver.Config{AdminToken: "s3cret"}, apiserver.Deps{Metrics: metrics.New(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	h := srv.Handler()
 	admin := 0
 	for _, r := range h.Routes() {
@@ -45,7 +45,7 @@ func TestEveryAdminRouteRequiresToken(t *testing.T) {
 }
 
 func TestEmptyAdminTokenRefusesEverything(t *testing.T) {
-	srv := apiserver.New(apiserver.Config{}, nil, nil, nil, nil, metrics.New(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv := apiserver.New(apiserver.Config{}, apiserver.Deps{Metrics: metrics.New(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	req := httptest.NewRequest("GET", "/api/v1/channels", nil)
 	req.Header.Set("Authorization", "Bearer ")
 	rec := httptest.NewRecorder()

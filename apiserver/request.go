@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
@@ -84,3 +85,6 @@ func listOf[R, T any](rows []R, conv func(*R) T) List[T] {
 	}
 	return List[T]{Items: items}
 }
+
+// userIDPattern is the shape of a LINE user ID.
+var userIDPattern = regexp.MustCompile(`^U[0-9a-f]{32}$`)

@@ -2,13 +2,18 @@ package apiserver
 
 import (
 	"github.com/gin-gonic/gin"
+
+	"github.com/stepcast/stepcast/models"
+	"github.com/stepcast/stepcast/workflows"
 )
 
-// routes is the whole HTTP surface, at a glance.
+// routes is the whole HTTP surface, at a glance. openapi.yaml documents the
+// admin API; a test fails when the two differ.
 func (s *Server) routes(r *gin.Engine) {
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(s.metrics.Handler()))
+	r.GET("/openapi.yaml", s.openAPI)
 
 	// LINE calls this; the channel secret's signature is the auth.
 	r.POST("/webhooks/line/:channelID", s.lineWebhook)
@@ -20,11 +25,32 @@ func (s *Server) routes(r *gin.Engine) {
 
 	api.POST("/channels/:channelID/scenarios", s.createScenario)
 	api.GET("/channels/:channelID/scenarios", s.listScenarios)
+	api.POST("/channels/:channelID/scenarios/validate", s.validateScenario)
 	api.GET("/scenarios/:scenarioID", s.getScenario)
 	api.PUT("/scenarios/:scenarioID", s.updateScenario)
 	api.POST("/scenarios/:scenarioID/publish", s.publishScenario)
+	api.POST("/scenarios/:scenarioID/pause", s.setStatus(models.ScenarioPaused, workflows.ControlPause))
+	api.POST("/scenarios/:scenarioID/resume", s.setStatus(models.ScenarioActive, workflows.ControlResume))
+	api.POST("/scenarios/:scenarioID/end", s.setStatus(models.ScenarioEnded, workflows.ControlEnd))
+	api.GET("/scenarios/:scenarioID/versions", s.listVersions)
+	api.GET("/scenarios/:scenarioID/versions/:version", s.getVersion)
+	api.POST("/scenarios/:scenarioID/preview", s.previewScenario)
+	api.POST("/scenarios/:scenarioID/test-send", s.testSend)
 
 	api.GET("/channels/:channelID/friends", s.listFriends)
+	api.GET("/channels/:channelID/friends/:userID", s.getFriend)
+	api.PATCH("/channels/:channelID/friends/:userID/attributes", s.setAttributes)
+	api.POST("/channels/:channelID/friends/:userID/tags", s.setTags)
+	api.PUT("/channels/:channelID/friends/:userID/route", s.setRoute)
+	api.POST("/channels/:channelID/friends/:userID/enrollments", s.enrollFriend)
+
+	api.POST("/channels/:channelID/tags", s.defineTags)
+	api.GET("/channels/:channelID/tags", s.listTags)
+	api.POST("/channels/:channelID/events", s.recordEvent)
+	api.POST("/channels/:channelID/audiences", s.createAudience)
+	api.GET("/channels/:channelID/audiences", s.listAudiences)
+
 	api.GET("/channels/:channelID/enrollments", s.listEnrollments)
+	api.GET("/channels/:channelID/enrollments/:enrollmentID", s.getEnrollment)
 	api.GET("/channels/:channelID/deliveries", s.listDeliveries)
 }

@@ -45,10 +45,11 @@ func toScenario(sc *models.Scenario) Scenario {
 // keyPattern keeps scenario keys readable in workflow IDs.
 var keyPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
-// document parses and validates a request's scenario document and returns
-// it with its canonical JSON.
-func document(raw json.RawMessage) (*scenario.Document, string, error) {
-	if len(raw) == 0 {
+// document parses and validates a request's scenario document against
+// the channel (its audiences and tags) and returns it with its canonical
+// JSON.
+func (s *Server) document(c *gin.Context, channelID uint, raw json.RawMessage) (*scenario.Document, string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
 		return nil, "", &stepcast.Error{Code: stepcast.EINVALID, Message: "scenario is not valid",
 			Problems: []stepcast.Problem{{Path: "document", Message: "is required"}}}
 	}
@@ -56,7 +57,11 @@ func document(raw json.RawMessage) (*scenario.Document, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if err := doc.Validate(); err != nil {
+	known, err := s.known(c, channelID)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := doc.ValidateWith(known); err != nil {
 		return nil, "", err
 	}
 	canonical, err := json.Marshal(doc)
@@ -64,6 +69,26 @@ func document(raw json.RawMessage) (*scenario.Document, string, error) {
 		return nil, "", err
 	}
 	return doc, string(canonical), nil
+}
+
+// known is what a scenario of the channel may refer to.
+func (s *Server) known(c *gin.Context, channelID uint) (scenario.Known, error) {
+	k := scenario.Known{Audiences: map[string]bool{}, Tags: map[string]bool{}}
+	keys, err := s.store.AudienceKeys(c.Request.Context(), channelID)
+	if err != nil {
+		return k, err
+	}
+	for _, key := range keys {
+		k.Audiences[key] = true
+	}
+	tags, err := s.store.ChannelTags(c.Request.Context(), channelID)
+	if err != nil {
+		return k, err
+	}
+	for _, t := range tags {
+		k.Tags[t] = true
+	}
+	return k, nil
 }
 
 func (s *Server) createScenario(c *gin.Context) {
@@ -82,7 +107,7 @@ func (s *Server) createScenario(c *gin.Context) {
 			Path: "key", Message: fmt.Sprintf("%q must be 1 to 63 lower-case letters, digits and dashes, starting with a letter or digit", req.Key)}}})
 		return
 	}
-	doc, canonical, err := document(req.Document)
+	doc, canonical, err := s.document(c, ch.ID, req.Document)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -146,7 +171,7 @@ func (s *Server) updateScenario(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	doc, canonical, err := document(req.Document)
+	doc, canonical, err := s.document(c, sc.ChannelID, req.Document)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -179,7 +204,7 @@ func (s *Server) publishScenario(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if _, _, err := document(json.RawMessage(sc.Draft)); err != nil {
+	if _, _, err := s.document(c, sc.ChannelID, json.RawMessage(sc.Draft)); err != nil {
 		s.fail(c, err)
 		return
 	}

@@ -5,6 +5,7 @@ package apiserver
 
 import (
 	"context"
+	"encoding/json"
 	"crypto/subtle"
 	"log/slog"
 	"net/http"
@@ -30,6 +31,24 @@ type Config struct {
 	MaxBodyBytes int64
 }
 
+// Deps are the server's dependencies.
+type Deps struct {
+	Store    *models.Store
+	Temporal client.Client
+	Enroll   *enroll.Service
+	// Notify is called after webhook events were stored, to wake the
+	// inbox dispatcher.
+	Notify  func()
+	Sender  TestSender
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
+}
+
+// TestSender pushes messages outside any enrollment.
+type TestSender interface {
+	TestSend(ctx context.Context, ch *models.Channel, f *models.Friend, msgs []json.RawMessage) (requestID string, err error)
+}
+
 // Server is the HTTP surface of Stepcast.
 type Server struct {
 	cfg      Config
@@ -37,23 +56,24 @@ type Server struct {
 	temporal client.Client
 	enroll   *enroll.Service
 	notify   func()
+	sender   TestSender
 	metrics  *metrics.Metrics
 	log      *slog.Logger
 }
 
-// New returns a server. notify is called after webhook events were stored,
-// to wake the inbox dispatcher.
-func New(cfg Config, store *models.Store, tc client.Client, svc *enroll.Service, notify func(), m *metrics.Metrics, log *slog.Logger) *Server {
+// New returns a server.
+func New(cfg Config, d Deps) *Server {
 	if cfg.MaxWebhookBytes <= 0 {
 		cfg.MaxWebhookBytes = 1 << 20
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
-	if notify == nil {
-		notify = func() {}
+	if d.Notify == nil {
+		d.Notify = func() {}
 	}
-	return &Server{cfg: cfg, store: store, temporal: tc, enroll: svc, notify: notify, metrics: m, log: log}
+	return &Server{cfg: cfg, store: d.Store, temporal: d.Temporal, enroll: d.Enroll, notify: d.Notify,
+		sender: d.Sender, metrics: d.Metrics, log: d.Log}
 }
 
 // Handler returns the HTTP handler with every route.

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/stepcast/stepcast"
+	"github.com/stepcast/stepcast/activities"
 	"github.com/stepcast/stepcast/metrics"
 	"github.com/stepcast/stepcast/models"
 	"github.com/stepcast/stepcast/scenario"
@@ -53,28 +54,61 @@ func (s *Service) Follow(ctx context.Context, channelID uint, userID string, at 
 		if err != nil {
 			return fmt.Errorf("enroll: scenario %d version %d: %w", sc.Scenario.ID, sc.Version.Version, err)
 		}
-		if !startsOnFollow(doc, friend) {
+		ok, err := s.startsOnFollow(ctx, doc, friend)
+		if err != nil {
+			return err
+		}
+		if !ok {
 			continue
 		}
-		if err := s.Enroll(ctx, &sc.Scenario, sc.Version.Version, doc, friend); err != nil {
+		err = s.Enroll(ctx, &sc.Scenario, sc.Version.Version, doc, friend)
+		if err != nil && stepcast.ErrorCode(err) != stepcast.ECONFLICT {
 			return err
 		}
 	}
 	return nil
 }
 
-func startsOnFollow(doc *scenario.Document, f *models.Friend) bool {
-	if doc.Start.Type != scenario.StartFollow {
-		return false
+// startsOnFollow reports whether a follow by f starts the scenario: a
+// follow start whose route filter (if any) matches, or an audience start
+// whose audience f is in.
+func (s *Service) startsOnFollow(ctx context.Context, doc *scenario.Document, f *models.Friend) (bool, error) {
+	switch doc.Start.Type {
+	case scenario.StartFollow:
+		return len(doc.Start.Routes) == 0 || slices.Contains(doc.Start.Routes, f.AddRoute), nil
+	case scenario.StartAudience:
+		acts := &activities.Activities{Store: s.Store}
+		return acts.InAudience(ctx, f.ChannelID, doc.Start.Audience, f, 0)
 	}
-	return len(doc.Start.Routes) == 0 || slices.Contains(doc.Start.Routes, f.AddRoute)
+	return false, nil
 }
 
 // Enroll starts the friend's workflow for one scenario version. A friend
 // who already has a running enrollment in the scenario keeps it: the
 // workflow ID is the same and the conflict policy uses the existing run, so
-// concurrent or redelivered follows cannot enroll twice.
+// concurrent or redelivered follows cannot enroll twice. It refuses with
+// ECONFLICT a scenario that is not active, outside its period, or that the
+// friend already went through when its re-entry rule is never.
 func (s *Service) Enroll(ctx context.Context, sc *models.Scenario, version int, doc *scenario.Document, f *models.Friend) error {
+	if sc.Status != models.ScenarioActive {
+		return stepcast.Errorf(stepcast.ECONFLICT, "scenario %q is %s, not active", sc.Key, sc.Status)
+	}
+	if !doc.Period.Contains(time.Now()) {
+		return stepcast.Errorf(stepcast.ECONFLICT, "scenario %q is outside its enrollment period", sc.Key)
+	}
+	if f.Status != models.FriendFollowing {
+		return stepcast.Errorf(stepcast.ECONFLICT, "friend %s has blocked the account", f.UserID)
+	}
+	past, err := s.Store.Enrollments(ctx, models.EnrollmentFilter{ChannelID: sc.ChannelID, ScenarioID: sc.ID, FriendID: f.ID}, models.Page{Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(past) > 0 && past[0].Status == models.EnrollmentRunning {
+		return stepcast.Errorf(stepcast.ECONFLICT, "friend %s is already enrolled in scenario %q", f.UserID, sc.Key)
+	}
+	if len(past) > 0 && doc.Start.Reentry != scenario.ReentryAfterExit {
+		return stepcast.Errorf(stepcast.ECONFLICT, "friend %s already went through scenario %q, whose re-entry rule is never", f.UserID, sc.Key)
+	}
 	wid := workflows.EnrollmentWorkflowID(sc.ChannelID, sc.Key, f.UserID)
 	run, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       wid,
@@ -120,6 +154,39 @@ func (s *Service) Unfollow(ctx context.Context, channelID uint, userID string, a
 		return nil
 	}
 	return s.Signal(ctx, friend, workflows.FriendEvent{Type: workflows.EventUnfollow, At: at.UTC()})
+}
+
+// Event records something a friend did (a click, a postback, a web event)
+// and signals it to their running enrollments.
+func (s *Service) Event(ctx context.Context, f *models.Friend, ev *models.FriendEvent) error {
+	ev.ChannelID, ev.FriendID = f.ChannelID, f.ID
+	if err := s.Store.RecordEvent(ctx, ev); err != nil {
+		return err
+	}
+	return s.Signal(ctx, f, activities.ToEvent(ev))
+}
+
+// Control tells every running enrollment of a scenario that it was paused,
+// resumed or ended. Enrollments also check the scenario's status before
+// each send, so one that misses the signal still holds or ends in time.
+func (s *Service) Control(ctx context.Context, scenarioID uint, channelID uint, action string) error {
+	for offset := 0; ; offset += 500 {
+		es, err := s.Store.Enrollments(ctx, models.EnrollmentFilter{ChannelID: channelID, ScenarioID: scenarioID,
+			Status: models.EnrollmentRunning}, models.Page{Limit: 500, Offset: offset})
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			err := s.Temporal.SignalWorkflow(ctx, e.WorkflowID, e.RunID, workflows.SignalControl, workflows.Control{Action: action})
+			var nf *serviceerror.NotFound
+			if err != nil && !errors.As(err, &nf) {
+				return stepcast.Errorf(stepcast.EUNAVAILABLE, "signal %s: %v", e.WorkflowID, err)
+			}
+		}
+		if len(es) < 500 {
+			return nil
+		}
+	}
 }
 
 // Signal sends an event to each of the friend's running enrollments. A run

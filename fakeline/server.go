@@ -4,10 +4,11 @@
 // It answers the calls Stepcast makes: push and multicast messages, user
 // profiles, the monthly quota and its consumption, and bot info. Every request
 // is checked the way LINE checks it: a bearer token, then LINE's own OpenAPI
-// document (embedded from openapi/, Apache License 2.0), including the
-// subtype of each message, action, template and flex component, plus a few
-// limits LINE enforces that the document leaves out (see rules.go). A request
-// LINE would refuse gets LINE's status and error body. Accepted sends are
+// document, including the subtype of each message, action, template and flex
+// component, plus a few limits LINE enforces that the document leaves out.
+// The document and those checks belong to package lineschema, which Stepcast
+// also uses to check messages before it stores them. A request LINE would
+// refuse gets LINE's status and error body. Accepted sends are
 // recorded for tests to inspect, X-Line-Retry-Key is honoured with 409 as LINE
 // does, and a monthly quota, errors and delays can be injected. Another
 // process (dev mode, integration tests) reaches the same controls through the

@@ -1,131 +1,66 @@
 package fakeline
 
 import (
-	"context"
-	"embed"
 	"fmt"
-	"net/url"
-	"regexp"
-	"strings"
 	"sync"
 
 	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/stepcast/stepcast/lineschema"
 )
 
-// The LICENSE is embedded with the document so that the Apache 2.0 notice
-// travels with every binary that carries LINE's text.
-//
-//go:embed openapi/messaging-api.yml openapi/LICENSE
-var openapiFiles embed.FS
+// LINE's document, its loading, tightening and the validation against it
+// belong to package lineschema, which the fake shares with Stepcast's own
+// checks of the messages it stores. What is here names its pieces for the
+// fake.
+
+// openapiFiles holds LINE's document and its licence, embedded by lineschema.
+var openapiFiles = lineschema.Files()
 
 const specPath = "openapi/messaging-api.yml"
 
-// spec is LINE's document, loaded, tightened and indexed for validation.
-// After loading it is only read, so one copy serves every Server.
-type spec struct {
-	doc    *openapi3.T
-	router routers.Router
-	// mappings resolves each discriminator's mapping to schemas, keyed by the
-	// schema that declares the discriminator. kin-openapi leaves references
-	// within the root document unresolved there.
-	mappings map[*openapi3.Schema]map[string]*openapi3.Schema
-	// opts are given to every validation: they hold the string formats
-	// the document uses, without touching kin-openapi's global registry.
-	opts []openapi3.SchemaValidationOption
+// Recipient patterns, and the messages for IDs that do not match them.
+const (
+	chatIDPattern = lineschema.ChatIDPattern
+	userIDPattern = lineschema.UserIDPattern
+)
+
+var patternMessages = map[string]string{
+	chatIDPattern: lineschema.PatternMessage(chatIDPattern),
+	userIDPattern: lineschema.PatternMessage(userIDPattern),
 }
 
-// loadSpec is shared because loading the 180 KB document costs tens of
-// milliseconds and tests create many servers.
+// tighten adds to a loaded document the limits LINE enforces that the
+// document leaves out.
+var tighten = lineschema.Tighten
+
+// spec is LINE's document as lineschema loads and tightens it, with the
+// discriminator mappings that lineschema resolves and follows. It is only
+// read, so one copy serves every Server.
+type spec struct {
+	doc *openapi3.T
+	// mappings maps each schema with a discriminator to the subtype
+	// schemas of its values.
+	mappings map[*openapi3.Schema]map[string]*openapi3.Schema
+}
+
 var loadSpec = sync.OnceValues(func() (*spec, error) {
-	data, err := openapiFiles.ReadFile(specPath)
+	doc, err := lineschema.Doc()
 	if err != nil {
-		return nil, fmt.Errorf("fakeline: read embedded document: %w", err)
+		return nil, fmt.Errorf("fakeline: %w", err)
 	}
-	return newSpec(data)
-})
-
-func newSpec(data []byte) (*spec, error) {
-	loader := openapi3.NewLoader()
-	doc, err := loader.LoadFromData(data)
-	if err != nil {
-		return nil, fmt.Errorf("fakeline: load OpenAPI document: %w", err)
-	}
-	if err := doc.Validate(context.Background()); err != nil {
-		return nil, fmt.Errorf("fakeline: OpenAPI document is invalid: %w", err)
-	}
-	if err := tighten(doc); err != nil {
-		return nil, fmt.Errorf("fakeline: tighten OpenAPI document: %w", err)
-	}
-
-	// The document names api.line.me (and api-data.line.me for some paths);
-	// the fake answers on whatever host it is given.
-	doc.Servers = openapi3.Servers{{URL: "/"}}
-	for _, item := range doc.Paths.Map() {
-		item.Servers = nil
-	}
-	router, err := gorillamux.NewRouter(doc)
-	if err != nil {
-		return nil, fmt.Errorf("fakeline: build router: %w", err)
-	}
-
-	sp := &spec{
-		doc:      doc,
-		router:   router,
-		mappings: map[*openapi3.Schema]map[string]*openapi3.Schema{},
-		opts: []openapi3.SchemaValidationOption{
-			openapi3.WithStringFormatValidator("uuid", openapi3.NewCallbackValidator(checkUUID)),
-			openapi3.WithStringFormatValidator("uri", openapi3.NewCallbackValidator(checkURI)),
-		},
-	}
-	for name, ref := range doc.Components.Schemas {
-		s := ref.Value
-		if s == nil || s.Discriminator == nil || len(s.Discriminator.Mapping) == 0 {
-			continue
+	sp := &spec{doc: doc, mappings: map[*openapi3.Schema]map[string]*openapi3.Schema{}}
+	for _, ref := range doc.Components.Schemas {
+		if m := lineschema.Subtypes(ref.Value); m != nil {
+			sp.mappings[ref.Value] = m
 		}
-		m := map[string]*openapi3.Schema{}
-		for value, target := range s.Discriminator.Mapping {
-			t := componentSchema(doc, target.Ref)
-			if t == nil {
-				return nil, fmt.Errorf("fakeline: %s: discriminator value %q maps to unknown schema %q", name, value, target.Ref)
-			}
-			m[value] = t
-		}
-		sp.mappings[s] = m
 	}
 	return sp, nil
-}
+})
 
-func componentSchema(doc *openapi3.T, ref string) *openapi3.Schema {
-	name, ok := strings.CutPrefix(ref, "#/components/schemas/")
-	if !ok {
-		// A bare name is allowed in a mapping too.
-		name = ref
-	}
+func componentSchema(doc *openapi3.T, name string) *openapi3.Schema {
 	s := doc.Components.Schemas[name]
 	if s == nil {
 		return nil
 	}
 	return s.Value
-}
-
-var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
-// checkUUID accepts any version: LINE asks for a UUID "generated by any method".
-func checkUUID(s string) error {
-	if !uuidPattern.MatchString(s) {
-		return fmt.Errorf("not a UUID")
-	}
-	return nil
-}
-
-// checkURI wants an absolute URI; schemes such as tel: and line: are fine
-// for actions, and the stricter https rule for media lives in tighten.
-func checkURI(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme == "" || (u.Host == "" && u.Opaque == "" && u.Path == "") {
-		return fmt.Errorf("not an absolute URI")
-	}
-	return nil
 }

@@ -56,3 +56,12 @@ func (s *Store) Enrollments(ctx context.Context, f EnrollmentFilter, p Page) ([]
 	err := p.apply(q.Order("id DESC")).Find(&es).Error
 	return es, dbError(err, "enrollments")
 }
+
+// Enrollment returns one of the channel's enrollments.
+func (s *Store) Enrollment(ctx context.Context, channelID, id uint) (*Enrollment, error) {
+	var e Enrollment
+	if err := s.DB.WithContext(ctx).Where("channel_id = ?", channelID).First(&e, id).Error; err != nil {
+		return nil, dbError(err, fmt.Sprintf("enrollment %d", id))
+	}
+	return &e, nil
+}

@@ -34,6 +34,12 @@ type Friend struct {
 	Status          string `gorm:"not null;index"`
 	DisplayName     string
 	AddRoute        string
+	// AddRouteAt is when the route was set: a route that arrives shortly
+	// after the follow still counts for the start condition.
+	AddRouteAt *time.Time
+	// Attributes are the business's own data about the friend (gender,
+	// age, region, os, custom keys), as a JSON object of strings.
+	Attributes      string `gorm:"type:text;not null;default:'{}'"`
 	FirstFollowedAt time.Time
 	LastFollowedAt  time.Time
 	BlockedAt       *time.Time
@@ -154,7 +160,77 @@ type WebhookEvent struct {
 	LastError   string
 }
 
+// FriendTag is a tag (LINE's chat tag) on a friend.
+type FriendTag struct {
+	ID        uint   `gorm:"primaryKey"`
+	FriendID  uint   `gorm:"not null;uniqueIndex:idx_friend_tag"`
+	Tag       string `gorm:"not null;uniqueIndex:idx_friend_tag;index"`
+	CreatedAt time.Time
+}
+
+// ChannelTag is a tag defined on a channel: the list a marketer picks
+// from. Tagging a friend defines the tag too.
+type ChannelTag struct {
+	ChannelID uint   `gorm:"primaryKey"`
+	Name      string `gorm:"primaryKey"`
+	CreatedAt time.Time
+}
+
+// FriendEvent is something a friend did that scenarios can branch on: a
+// click on a tracked link, a postback, a web event (page view, add to cart,
+// purchase, custom). Props is a JSON object.
+type FriendEvent struct {
+	ID        uint   `gorm:"primaryKey"`
+	ChannelID uint   `gorm:"not null;index"`
+	FriendID  uint   `gorm:"not null;index:idx_friend_event_time"`
+	Type      string `gorm:"not null"`
+	// Name is the custom event's name, or the postback data.
+	Name string
+	// ScenarioKey and NodeID say which step a click or postback came from.
+	ScenarioKey string
+	NodeID      string
+	Props      string    `gorm:"type:text;not null;default:'{}'"`
+	At         time.Time `gorm:"not null;index:idx_friend_event_time"`
+	CreatedAt  time.Time
+}
+
+// Audience kinds. Every kind but uploaded is a rule: click, impression
+// (a delivered message; LINE gives bots no per-user opens), chat tag, add
+// route and web traffic are conditions on the friend's events, tags and
+// route, evaluated live.
+const (
+	AudienceUploaded   = "uploaded"
+	AudienceClick      = "click"
+	AudienceImpression = "impression"
+	AudienceChatTag    = "chat_tag"
+	AudienceRoute      = "route"
+	AudienceWebTraffic = "web_traffic"
+	AudienceRule       = "rule"
+)
+
+// Audience is a named set of friends evaluated live: the friends who match
+// its rule (a scenario condition: tags, attributes, route, events within a
+// window), or, for an uploaded audience, the listed user IDs.
+type Audience struct {
+	ID        uint   `gorm:"primaryKey"`
+	ChannelID uint   `gorm:"not null;uniqueIndex:idx_audience_key"`
+	Key       string `gorm:"not null;uniqueIndex:idx_audience_key"`
+	Name      string `gorm:"not null"`
+	Kind      string `gorm:"not null"`
+	// Rule is a scenario condition as JSON; empty for uploaded audiences.
+	Rule      string `gorm:"type:text"`
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// AudienceMember is one user ID of an uploaded audience.
+type AudienceMember struct {
+	AudienceID uint   `gorm:"primaryKey"`
+	UserID     string `gorm:"primaryKey"`
+}
+
 // All lists every model, in the order migrations create them.
 func All() []any {
-	return []any{&Channel{}, &Friend{}, &Scenario{}, &ScenarioVersion{}, &Enrollment{}, &Delivery{}, &WebhookEvent{}}
+	return []any{&Channel{}, &Friend{}, &Scenario{}, &ScenarioVersion{}, &Enrollment{}, &Delivery{}, &WebhookEvent{},
+		&FriendTag{}, &ChannelTag{}, &FriendEvent{}, &Audience{}, &AudienceMember{}}
 }

@@ -3,6 +3,7 @@ package models
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -108,4 +109,38 @@ func (s *Store) ActiveScenarios(ctx context.Context, channelID uint) ([]ActiveSc
 		out = append(out, ActiveScenario{Scenario: sc, Version: *v})
 	}
 	return out, nil
+}
+
+// transitions lists the status changes the lifecycle allows, besides
+// draft → active, which only publishing does.
+var transitions = map[string][]string{
+	ScenarioActive: {ScenarioPaused, ScenarioEnded},
+	ScenarioPaused: {ScenarioActive, ScenarioEnded},
+}
+
+// SetScenarioStatus moves a scenario through its lifecycle: active ↔
+// paused, and either to ended. Anything else is ECONFLICT.
+func (s *Store) SetScenarioStatus(ctx context.Context, scenarioID uint, to string) (*Scenario, error) {
+	var sc Scenario
+	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).First(&sc, scenarioID).Error; err != nil {
+			return dbError(err, fmt.Sprintf("scenario %d", scenarioID))
+		}
+		if !slices.Contains(transitions[sc.Status], to) {
+			return stepcast.Errorf(stepcast.ECONFLICT, "scenario %d is %s and cannot become %s", scenarioID, sc.Status, to)
+		}
+		sc.Status = to
+		return tx.Model(&sc).Update("status", to).Error
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &sc, nil
+}
+
+// ScenarioVersions lists a scenario's published versions, newest first.
+func (s *Store) ScenarioVersions(ctx context.Context, scenarioID uint) ([]ScenarioVersion, error) {
+	var vs []ScenarioVersion
+	err := s.DB.WithContext(ctx).Where("scenario_id = ?", scenarioID).Order("version DESC").Find(&vs).Error
+	return vs, dbError(err, "scenario versions")
 }

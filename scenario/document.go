@@ -18,14 +18,36 @@ import (
 
 // Node types.
 const (
-	NodeWait    = "wait"
-	NodeMessage = "message"
-	NodeExit    = "exit"
+	NodeWait      = "wait"
+	NodeMessage   = "message"
+	NodeBranch    = "branch"
+	NodeWaitEvent = "wait_event"
+	NodeSplit     = "split"
+	NodeTag       = "tag"
+	NodeExit      = "exit"
 )
+
+// NodeTypes lists every node type.
+var NodeTypes = []string{NodeWait, NodeMessage, NodeBranch, NodeWaitEvent, NodeSplit, NodeTag, NodeExit}
 
 // Start condition types.
 const (
+	// StartFollow enrolls friends when they add the account.
 	StartFollow = "follow"
+	// StartAudience enrolls the members of an audience, existing friends
+	// included, and friends who join it later when they follow.
+	StartAudience = "audience"
+	// StartManual enrolls only through the admin API.
+	StartManual = "manual"
+)
+
+// Re-entry rules: may a friend whose enrollment ended enter again?
+const (
+	// ReentryNever: one enrollment per friend and scenario, ever.
+	ReentryNever = "never"
+	// ReentryAfterExit: a new start (a re-follow after a block, say) enrolls
+	// the friend again once the previous enrollment has ended.
+	ReentryAfterExit = "after_exit"
 )
 
 // DefaultTimeZone is the time zone of a scenario that names none.
@@ -39,6 +61,31 @@ type Document struct {
 	// Entry is the first node; the first node of Nodes when empty.
 	Entry string `json:"entry,omitempty"`
 	Nodes []Node `json:"nodes"`
+	// Period bounds when friends may be enrolled.
+	Period *Period `json:"period,omitempty"`
+	// Exit ends enrollments early; a block always does.
+	Exit *ExitRules `json:"exit,omitempty"`
+}
+
+// Period is when enrollments may start; either end may be open.
+type Period struct {
+	From  *time.Time `json:"from,omitempty"`
+	Until *time.Time `json:"until,omitempty"`
+}
+
+// Contains reports whether t is within the period.
+func (p *Period) Contains(t time.Time) bool {
+	if p == nil {
+		return true
+	}
+	return (p.From == nil || !t.Before(*p.From)) && (p.Until == nil || t.Before(*p.Until))
+}
+
+// ExitRules end an enrollment when a matching event arrives, or, checked
+// before each message, when the friend is in the audience.
+type ExitRules struct {
+	Events   []EventCond `json:"events,omitempty"`
+	Audience string      `json:"audience,omitempty"`
 }
 
 // Start says which friends enter the scenario.
@@ -47,16 +94,90 @@ type Start struct {
 	// Routes limits a follow start to friends who came by one of these add
 	// routes; empty means every follow.
 	Routes []string `json:"routes,omitempty"`
+	// Audience is the audience key of an audience start.
+	Audience string `json:"audience,omitempty"`
+	// Reentry is never (default) or after_exit.
+	Reentry string `json:"reentry,omitempty"`
 }
 
 // Node is one step of the graph. Type says which of the kind-specific fields
 // is used.
 type Node struct {
-	ID      string       `json:"id"`
-	Type    string       `json:"type"`
-	Next    string       `json:"next,omitempty"`
-	Wait    *Wait        `json:"wait,omitempty"`
-	Message *MessageStep `json:"message,omitempty"`
+	ID        string       `json:"id"`
+	Type      string       `json:"type"`
+	Next      string       `json:"next,omitempty"`
+	Wait      *Wait        `json:"wait,omitempty"`
+	Message   *MessageStep `json:"message,omitempty"`
+	Branch    *Branch      `json:"branch,omitempty"`
+	WaitEvent *WaitEvent   `json:"waitEvent,omitempty"`
+	Split     *Split       `json:"split,omitempty"`
+	Tag       *TagStep     `json:"tag,omitempty"`
+}
+
+// Branch takes the first case whose condition holds, else Default.
+type Branch struct {
+	Cases   []Case `json:"cases"`
+	Default string `json:"default,omitempty"`
+}
+
+// Case is one branch path.
+type Case struct {
+	When Condition `json:"when"`
+	Next string    `json:"next"`
+}
+
+// WaitEvent waits for a matching event, at most until Timeout is due.
+type WaitEvent struct {
+	Event     EventCond `json:"event"`
+	Timeout   Wait      `json:"timeout"`
+	OnEvent   string    `json:"onEvent,omitempty"`
+	OnTimeout string    `json:"onTimeout,omitempty"`
+}
+
+// Split sends each friend down one weighted path, the same one every time
+// for the same friend.
+type Split struct {
+	Paths []SplitPath `json:"paths"`
+}
+
+// SplitPath is one path of a split.
+type SplitPath struct {
+	Weight int    `json:"weight"`
+	Next   string `json:"next"`
+}
+
+// TagStep adds and removes tags.
+type TagStep struct {
+	Add    []string `json:"add,omitempty"`
+	Remove []string `json:"remove,omitempty"`
+}
+
+// Successors lists the nodes a node can go to; empty IDs (end of the
+// scenario) are left out.
+func (n *Node) Successors() []string {
+	var out []string
+	add := func(id string) {
+		if id != "" {
+			out = append(out, id)
+		}
+	}
+	switch {
+	case n.Type == NodeBranch && n.Branch != nil:
+		for _, c := range n.Branch.Cases {
+			add(c.Next)
+		}
+		add(n.Branch.Default)
+	case n.Type == NodeWaitEvent && n.WaitEvent != nil:
+		add(n.WaitEvent.OnEvent)
+		add(n.WaitEvent.OnTimeout)
+	case n.Type == NodeSplit && n.Split != nil:
+		for _, p := range n.Split.Paths {
+			add(p.Next)
+		}
+	default:
+		add(n.Next)
+	}
+	return out
 }
 
 // Wait holds the friend until a due time: either Days calendar days after the

@@ -20,6 +20,9 @@ const (
 	EnrollmentWorkflow = "Enrollment"
 	// SignalFriendEvent carries a FriendEvent: a block, a click, a purchase.
 	SignalFriendEvent = "friend-event"
+	// SignalControl carries a Control: the scenario was paused, resumed or
+	// ended.
+	SignalControl = "control"
 	// QueryState returns the State of the enrollment.
 	QueryState = "state"
 )
@@ -55,29 +58,44 @@ type EnrollmentInput struct {
 	Document    scenario.Document
 }
 
-// Friend event types.
+// EventUnfollow is the friend event of a block.
+const EventUnfollow = "unfollow"
+
+// FriendEvent is something the friend did, signalled to their enrollments:
+// a block (EventUnfollow) or any scenario.Event type.
+type FriendEvent = scenario.Event
+
+// Control actions.
 const (
-	EventUnfollow = "unfollow"
+	ControlPause  = "pause"
+	ControlResume = "resume"
+	ControlEnd    = "end"
 )
 
-// FriendEvent is something the friend did, signalled to their enrollments.
-type FriendEvent struct {
-	Type string
-	At   time.Time
+// Control tells enrollments that their scenario's status changed.
+type Control struct {
+	Action string
 }
 
 // Enrollment statuses reported by the query.
 const (
-	StatusWaiting   = "waiting"
-	StatusSending   = "sending"
+	StatusWaiting = "waiting"
+	// StatusWaitingForEvent is a wait_event node: the event or its timeout.
+	StatusWaitingForEvent = "waiting_for_event"
+	// StatusHeld is a step that is due but held: the scenario is paused.
+	StatusHeld      = "held"
+	StatusRunning   = "running"
 	StatusCompleted = "completed"
 	StatusExited    = "exited"
 )
 
 // Exit reasons.
 const (
-	ExitBlocked  = "blocked"
-	ExitExitNode = "exit node"
+	ExitBlocked       = "blocked"
+	ExitExitNode      = "exit node"
+	ExitEvent         = "exit event"
+	ExitAudience      = "exit audience"
+	ExitScenarioEnded = "scenario ended"
 )
 
 // State is what the state query returns: where the friend is and why.
@@ -89,4 +107,17 @@ type State struct {
 	Version    int
 	StepsSent  int
 	ExitReason string `json:",omitempty"`
+	// HeldReason says why a due step waits (scenario paused...).
+	HeldReason string `json:",omitempty"`
+	// Path lists the nodes visited, in order, with the branch taken.
+	Path []Visit
+}
+
+// Visit is one node the enrollment went through.
+type Visit struct {
+	Node string
+	At   time.Time
+	// Outcome is the path taken (branch case, event or timeout, split
+	// path) or the send outcome.
+	Outcome string `json:",omitempty"`
 }

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"hash/fnv"
 	"time"
 
 	"go.temporal.io/sdk/log"
@@ -18,6 +19,10 @@ import (
 // struct.
 var a *activities.Activities
 
+// heldRecheck is how often a held step asks again whether its scenario was
+// resumed, in case the resume signal never came.
+const heldRecheck = time.Hour
+
 // Enrollment walks one friend through one scenario version.
 func Enrollment(ctx workflow.Context, in EnrollmentInput) (State, error) {
 	e, err := newEnrollment(ctx, in)
@@ -28,15 +33,22 @@ func Enrollment(ctx workflow.Context, in EnrollmentInput) (State, error) {
 }
 
 type enrollment struct {
-	in     EnrollmentInput
-	doc    *scenario.Document
-	loc    *time.Location
-	log    log.Logger
-	events workflow.ReceiveChannel
-	state  State
+	in      EnrollmentInput
+	doc     *scenario.Document
+	loc     *time.Location
+	log     log.Logger
+	events  workflow.ReceiveChannel
+	control workflow.ReceiveChannel
+	state   State
 	// prevAt is when the previous step finished: the base of "from: previous".
-	prevAt  time.Time
-	blocked bool
+	prevAt time.Time
+	// exit is set when something ends the enrollment early.
+	exit string
+	// paused mirrors the last control signal; the gate has the last word.
+	paused bool
+	// lastEvent is the latest event received; a wait_event node checks it.
+	lastEvent *scenario.Event
+	steps     int
 }
 
 func newEnrollment(ctx workflow.Context, in EnrollmentInput) (*enrollment, error) {
@@ -46,13 +58,14 @@ func newEnrollment(ctx workflow.Context, in EnrollmentInput) (*enrollment, error
 	}
 	now := workflow.Now(ctx)
 	e := &enrollment{
-		in:     in,
-		doc:    &in.Document,
-		loc:    loc,
-		log:    log.With(workflow.GetLogger(ctx), "friend", in.UserID, "scenario", in.ScenarioKey, "version", in.Version),
-		events: workflow.GetSignalChannel(ctx, SignalFriendEvent),
-		state:  State{Status: StatusWaiting, EnrolledAt: now, Version: in.Version},
-		prevAt: now,
+		in:      in,
+		doc:     &in.Document,
+		loc:     loc,
+		log:     log.With(workflow.GetLogger(ctx), "friend", in.UserID, "scenario", in.ScenarioKey, "version", in.Version),
+		events:  workflow.GetSignalChannel(ctx, SignalFriendEvent),
+		control: workflow.GetSignalChannel(ctx, SignalControl),
+		state:   State{Status: StatusRunning, EnrolledAt: now, Version: in.Version},
+		prevAt:  now,
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (State, error) { return e.state, nil }); err != nil {
 		return nil, err
@@ -62,99 +75,175 @@ func newEnrollment(ctx workflow.Context, in EnrollmentInput) (*enrollment, error
 
 func (e *enrollment) run(ctx workflow.Context) (State, error) {
 	id := e.doc.EntryID()
-	steps := 0
-	for id != "" {
+	for id != "" && e.exit == "" {
 		node, ok := e.doc.Node(id)
 		if !ok {
 			return e.finish(ctx, StatusExited, fmt.Sprintf("node %q does not exist", id))
 		}
 		e.state.Node = node.ID
-		if err := workflow.UpsertTypedSearchAttributes(ctx, AttrNode.ValueSet(node.ID)); err != nil {
-			return State{}, err
+		e.state.Status = StatusRunning
+		next, outcome, err := e.step(ctx, node)
+		if err != nil {
+			return e.state, err
 		}
-		switch node.Type {
-		case scenario.NodeWait:
-			if !e.wait(ctx, node.Wait) {
-				return e.finish(ctx, StatusExited, ExitBlocked)
-			}
-		case scenario.NodeMessage:
-			e.drainEvents(ctx)
-			if e.blocked {
-				return e.finish(ctx, StatusExited, ExitBlocked)
-			}
-			steps++
-			if err := e.send(ctx, node, fmt.Sprintf("%s#%d", node.ID, steps)); err != nil {
-				return State{}, err
-			}
-			e.prevAt = workflow.Now(ctx)
-		case scenario.NodeExit:
-			return e.finish(ctx, StatusExited, ExitExitNode)
-		}
-		id = node.Next
+		e.state.Path = append(e.state.Path, Visit{Node: node.ID, At: workflow.Now(ctx), Outcome: outcome})
+		e.drain(ctx)
+		id = next
+	}
+	if e.exit != "" {
+		return e.finish(ctx, StatusExited, e.exit)
 	}
 	return e.finish(ctx, StatusCompleted, "")
 }
 
-// wait sleeps until the node's due time. It returns false if the friend
-// blocked the account meanwhile. Other events are handled as they come, so
-// none is left unread in the channel.
-func (e *enrollment) wait(ctx workflow.Context, w *scenario.Wait) bool {
+// step runs one node and returns the next node and the path taken.
+func (e *enrollment) step(ctx workflow.Context, n *scenario.Node) (next, outcome string, err error) {
+	switch n.Type {
+	case scenario.NodeWait:
+		if err := e.markWaiting(ctx, n.ID, StatusWaiting); err != nil {
+			return "", "", err
+		}
+		e.sleep(ctx, e.due(n.Wait), nil)
+		return n.Next, "", nil
+	case scenario.NodeMessage:
+		outcome, err := e.send(ctx, n)
+		return n.Next, outcome, err
+	case scenario.NodeBranch:
+		return e.branch(ctx, n)
+	case scenario.NodeWaitEvent:
+		if err := e.markWaiting(ctx, n.ID, StatusWaitingForEvent); err != nil {
+			return "", "", err
+		}
+		if e.sleep(ctx, e.due(&n.WaitEvent.Timeout), &n.WaitEvent.Event) {
+			return n.WaitEvent.OnEvent, "event", nil
+		}
+		return n.WaitEvent.OnTimeout, "timeout", nil
+	case scenario.NodeSplit:
+		i := splitPath(n.Split, e.in.UserID+"/"+e.in.ScenarioKey+"/"+n.ID)
+		return n.Split.Paths[i].Next, fmt.Sprintf("path %d", i), nil
+	case scenario.NodeTag:
+		err := workflow.ExecuteLocalActivity(localCtx(ctx), a.ApplyTags, activities.ApplyTagsInput{
+			FriendID: e.in.FriendID, Add: n.Tag.Add, Remove: n.Tag.Remove}).Get(ctx, nil)
+		return n.Next, "", err
+	case scenario.NodeExit:
+		e.exit = ExitExitNode
+		return "", "", nil
+	}
+	return "", "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("node %q has unknown type %q", n.ID, n.Type), "InvalidScenario", nil)
+}
+
+// markWaiting shows where the friend sits, in the query and in the
+// StepcastNode search attribute. Only waiting nodes set the attribute: that
+// is where a friend can be found, and it saves a history event per step.
+func (e *enrollment) markWaiting(ctx workflow.Context, node, status string) error {
+	e.state.Status = status
+	return workflow.UpsertTypedSearchAttributes(ctx, AttrNode.ValueSet(node))
+}
+
+func (e *enrollment) due(w *scenario.Wait) time.Time {
 	base := e.state.EnrolledAt
 	if w.From == scenario.FromPrevious {
 		base = e.prevAt
 	}
 	due, err := w.DueAt(base, e.loc)
 	if err != nil {
-		// Validation refuses such documents; a bad one already published
-		// moves on rather than wait for ever.
+		// Validation refuses such documents; one already running moves on
+		// rather than wait for ever.
 		e.log.Error("bad wait; not waiting", "error", err)
-		return true
+		return base
 	}
-	e.state.Status, e.state.NextDueAt = StatusWaiting, &due
-	defer func() { e.state.NextDueAt = nil }()
+	return due
+}
 
-	d := due.Sub(workflow.Now(ctx))
-	if d <= 0 {
-		e.drainEvents(ctx)
-		return !e.blocked
-	}
+// sleep waits until due, handling events and control signals as they come,
+// so none is left unread. With match set it returns true as soon as a
+// matching event arrives. It returns early when the enrollment must exit.
+func (e *enrollment) sleep(ctx workflow.Context, due time.Time, match *scenario.EventCond) bool {
+	e.state.NextDueAt = &due
+	defer func() { e.state.NextDueAt = nil }()
 	timerCtx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
-	fired := false
-	timer := workflow.NewTimer(timerCtx, d)
+	fired, matched := false, false
 	sel := workflow.NewSelector(ctx)
-	sel.AddFuture(timer, func(workflow.Future) { fired = true })
+	if d := due.Sub(workflow.Now(ctx)); d > 0 {
+		sel.AddFuture(workflow.NewTimer(timerCtx, d), func(workflow.Future) { fired = true })
+	} else {
+		fired = true
+	}
 	sel.AddReceive(e.events, func(c workflow.ReceiveChannel, _ bool) {
 		var ev FriendEvent
 		c.Receive(ctx, &ev)
 		e.handle(ev)
+		if match != nil && match.Matches(&ev, e.in.ScenarioKey) {
+			matched = true
+		}
 	})
-	for !fired && !e.blocked {
+	sel.AddReceive(e.control, func(c workflow.ReceiveChannel, _ bool) {
+		var ctl Control
+		c.Receive(ctx, &ctl)
+		e.handleControl(ctl)
+	})
+	e.drain(ctx)
+	for !fired && !matched && e.exit == "" {
 		sel.Select(ctx)
 	}
-	return !e.blocked
+	return matched
 }
 
-// drainEvents handles the events that arrived while the workflow was busy.
-func (e *enrollment) drainEvents(ctx workflow.Context) {
+// drain handles the signals that arrived while the workflow was busy.
+func (e *enrollment) drain(ctx workflow.Context) {
 	for {
 		var ev FriendEvent
 		if !e.events.ReceiveAsync(&ev) {
-			return
+			break
 		}
 		e.handle(ev)
+	}
+	for {
+		var ctl Control
+		if !e.control.ReceiveAsync(&ctl) {
+			break
+		}
+		e.handleControl(ctl)
 	}
 }
 
 func (e *enrollment) handle(ev FriendEvent) {
+	e.lastEvent = &ev
 	if ev.Type == EventUnfollow {
-		e.blocked = true
+		e.exit = ExitBlocked
+		return
+	}
+	if e.doc.Exit != nil {
+		for i := range e.doc.Exit.Events {
+			if e.doc.Exit.Events[i].Matches(&ev, e.in.ScenarioKey) {
+				e.exit = ExitEvent
+				return
+			}
+		}
 	}
 }
 
-func (e *enrollment) send(ctx workflow.Context, node *scenario.Node, stepKey string) error {
-	e.state.Status = StatusSending
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+func (e *enrollment) handleControl(ctl Control) {
+	switch ctl.Action {
+	case ControlPause:
+		e.paused = true
+	case ControlResume:
+		e.paused = false
+	case ControlEnd:
+		e.exit = ExitScenarioEnded
+	}
+}
+
+// send delivers a message node, after the gate: a paused scenario holds
+// the step until it is resumed (nothing skipped), an ended one, a block or
+// the exit audience ends the enrollment.
+func (e *enrollment) send(ctx workflow.Context, n *scenario.Node) (string, error) {
+	if open, err := e.gate(ctx); err != nil || !open {
+		return "", err
+	}
+	e.steps++
+	opts := workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		// LINE keeps a retry key for 24 hours; past that a retry could only
 		// rely on the delivery row, so give up before.
@@ -164,25 +253,144 @@ func (e *enrollment) send(ctx workflow.Context, node *scenario.Node, stepKey str
 			BackoffCoefficient: 2,
 			MaximumInterval:    5 * time.Minute,
 		},
-	})
+	}
 	var res activities.SendStepResult
-	err := workflow.ExecuteActivity(ctx, a.SendStep, activities.SendStepInput{
-		ChannelID: e.in.ChannelID, ScenarioID: e.in.ScenarioID, FriendID: e.in.FriendID, UserID: e.in.UserID,
-		NodeID: node.ID, StepKey: stepKey, Messages: node.Message.Messages,
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.SendStep, activities.SendStepInput{
+		ChannelID: e.in.ChannelID, ScenarioID: e.in.ScenarioID, ScenarioKey: e.in.ScenarioKey,
+		FriendID: e.in.FriendID, UserID: e.in.UserID,
+		NodeID: n.ID, StepKey: fmt.Sprintf("%s#%d", n.ID, e.steps), Messages: n.Message.Messages,
 	}).Get(ctx, &res)
+	e.prevAt = workflow.Now(ctx)
 	if err != nil {
-		// The step could not be delivered within a day: record it in the
-		// log and the history, and go on with the scenario.
-		e.log.Error("step not delivered", "node", node.ID, "error", err)
-		return nil
+		// The step could not be delivered within a day: it is in the log
+		// and the history; the scenario goes on.
+		e.log.Error("step not delivered", "node", n.ID, "error", err)
+		return metrics.SendFailed, nil
 	}
 	switch res.Outcome {
 	case metrics.SendSent, metrics.SendDuplicate:
 		e.state.StepsSent++
 	case metrics.SendSkipped:
-		e.blocked = true
+		e.exit = ExitBlocked
 	}
-	return nil
+	return res.Outcome, nil
+}
+
+// gate reports whether the step may go now, holding while the scenario is
+// paused. It returns false when the enrollment must exit instead.
+func (e *enrollment) gate(ctx workflow.Context) (bool, error) {
+	for {
+		e.drain(ctx)
+		if e.exit != "" {
+			return false, nil
+		}
+		var g activities.GateResult
+		err := workflow.ExecuteLocalActivity(localCtx(ctx), a.Gate, activities.GateInput{
+			ChannelID: e.in.ChannelID, ScenarioID: e.in.ScenarioID, FriendID: e.in.FriendID, ExitAudience: e.exitAudience(),
+		}).Get(ctx, &g)
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case g.Blocked:
+			e.exit = ExitBlocked
+		case g.ScenarioStatus == models.ScenarioEnded:
+			e.exit = ExitScenarioEnded
+		case g.InExitAudience:
+			e.exit = ExitAudience
+		case g.ScenarioStatus == models.ScenarioPaused:
+			e.state.HeldReason = "scenario paused"
+			if err := e.markWaiting(ctx, e.state.Node, StatusHeld); err != nil {
+				return false, err
+			}
+			e.paused = true
+			e.holdWhilePaused(ctx)
+			e.state.HeldReason = ""
+			e.state.Status = StatusRunning
+			continue
+		}
+		return e.exit == "", nil
+	}
+}
+
+// holdWhilePaused waits for a resume or end signal, or the recheck timer.
+func (e *enrollment) holdWhilePaused(ctx workflow.Context) {
+	timerCtx, cancel := workflow.WithCancel(ctx)
+	defer cancel()
+	recheck := false
+	sel := workflow.NewSelector(ctx)
+	sel.AddFuture(workflow.NewTimer(timerCtx, heldRecheck), func(workflow.Future) { recheck = true })
+	sel.AddReceive(e.events, func(c workflow.ReceiveChannel, _ bool) {
+		var ev FriendEvent
+		c.Receive(ctx, &ev)
+		e.handle(ev)
+	})
+	sel.AddReceive(e.control, func(c workflow.ReceiveChannel, _ bool) {
+		var ctl Control
+		c.Receive(ctx, &ctl)
+		e.handleControl(ctl)
+	})
+	for e.paused && !recheck && e.exit == "" {
+		sel.Select(ctx)
+	}
+}
+
+func (e *enrollment) exitAudience() string {
+	if e.doc.Exit == nil {
+		return ""
+	}
+	return e.doc.Exit.Audience
+}
+
+// branch loads the facts its conditions need and takes the first case that
+// holds. The facts come from an activity, so the decision is recorded and
+// replays the same.
+func (e *enrollment) branch(ctx workflow.Context, n *scenario.Node) (string, string, error) {
+	now := workflow.Now(ctx)
+	var needs scenario.Needs
+	for i := range n.Branch.Cases {
+		n.Branch.Cases[i].When.Needs(&needs, now, e.state.EnrolledAt)
+	}
+	var facts scenario.Facts
+	err := workflow.ExecuteLocalActivity(localCtx(ctx), a.LoadFacts, activities.LoadFactsInput{
+		ChannelID: e.in.ChannelID, FriendID: e.in.FriendID, Needs: needs}).Get(ctx, &facts)
+	if err != nil {
+		return "", "", err
+	}
+	for i := range n.Branch.Cases {
+		if n.Branch.Cases[i].When.Eval(&facts, now, e.state.EnrolledAt, e.in.ScenarioKey) {
+			return n.Branch.Cases[i].Next, fmt.Sprintf("case %d", i), nil
+		}
+	}
+	return n.Branch.Default, "default", nil
+}
+
+// splitPath picks a weighted path from a hash of the friend, the scenario
+// and the node: the same friend always takes the same path.
+func splitPath(s *scenario.Split, key string) int {
+	total := 0
+	for _, p := range s.Paths {
+		total += p.Weight
+	}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	r := int(h.Sum32() % uint32(total))
+	for i, p := range s.Paths {
+		if r < p.Weight {
+			return i
+		}
+		r -= p.Weight
+	}
+	return len(s.Paths) - 1
+}
+
+// localCtx is for the short database activities: local activities record
+// one marker in the history instead of three events and a task round trip.
+func localCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
+	})
 }
 
 // finish records how the enrollment ended and returns its final state.
@@ -192,11 +400,8 @@ func (e *enrollment) finish(ctx workflow.Context, status, reason string) (State,
 	if status == StatusExited {
 		rowStatus = models.EnrollmentExited
 	}
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumInterval: time.Minute},
-	})
-	err := workflow.ExecuteActivity(ctx, a.FinishEnrollment, activities.FinishEnrollmentInput{Status: rowStatus, Reason: reason}).Get(ctx, nil)
+	err := workflow.ExecuteLocalActivity(localCtx(ctx), a.FinishEnrollment,
+		activities.FinishEnrollmentInput{Status: rowStatus, Reason: reason}).Get(ctx, nil)
 	if err != nil {
 		return e.state, err
 	}

@@ -351,7 +351,7 @@ func TestFollowRunsScenarioEndToEnd(t *testing.T) {
 	// The Temporal Web UI finds the journey by friend and scenario.
 	waitFor(t, 10*time.Second, "the workflow in visibility", func() bool {
 		res, err := s.temporal.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
-			Query: fmt.Sprintf("StepcastFriend = %q AND StepcastScenario = 'welcome' AND StepcastNode = 'coupon'", user),
+			Query: fmt.Sprintf("StepcastFriend = %q AND StepcastScenario = 'welcome' AND StepcastNode = 'wait-2'", user),
 		})
 		return err == nil && len(res.Executions) == 1 && res.Executions[0].Execution.WorkflowId == e.WorkflowID
 	})

@@ -127,8 +127,11 @@ func (d *deps) lineClient() *activities.LineClient {
 func (d *deps) api() (*apiserver.Server, *inbox.Dispatcher) {
 	svc := &enroll.Service{Store: d.store, Temporal: d.temporal, TaskQueue: d.cfg.TaskQueue, Metrics: d.metrics, Log: d.log}
 	disp := inbox.NewDispatcher(d.store, svc, d.metrics, d.log)
-	srv := apiserver.New(apiserver.Config{AdminToken: d.cfg.AdminToken, MaxWebhookBytes: d.cfg.MaxWebhookBytes},
-		d.store, d.temporal, svc, disp.Notify, d.metrics, d.log)
+	srv := apiserver.New(apiserver.Config{AdminToken: d.cfg.AdminToken, MaxWebhookBytes: d.cfg.MaxWebhookBytes}, apiserver.Deps{
+		Store: d.store, Temporal: d.temporal, Enroll: svc, Notify: disp.Notify,
+		Sender:  &activities.TestSender{Store: d.store, LINE: d.lineClient()},
+		Metrics: d.metrics, Log: d.log,
+	})
 	return srv, disp
 }
 
@@ -164,7 +167,7 @@ func runWorker(ctx context.Context, cfg config, log *slog.Logger) error {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	defer w.Stop()
-	ops := apiserver.New(apiserver.Config{}, d.store, d.temporal, nil, nil, d.metrics, log)
+	ops := apiserver.New(apiserver.Config{}, apiserver.Deps{Store: d.store, Temporal: d.temporal, Metrics: d.metrics, Log: log})
 	log.Info("worker started", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress)
 	return serveHTTP(ctx, cfg.WorkerHTTPAddr, ops.OpsHandler(), log)
 }

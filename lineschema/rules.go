@@ -1,4 +1,4 @@
-package fakeline
+package lineschema
 
 import (
 	"errors"
@@ -8,30 +8,44 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 )
 
-// Patterns added by tighten, with the message a user reads when one fails.
+// Patterns that Tighten puts on recipients, for LINE's IDs.
 const (
-	chatIDPattern = `^[UCR][0-9a-f]{32}$`
-	userIDPattern = `^U[0-9a-f]{32}$`
-	httpsPattern  = `^https://`
+	// ChatIDPattern matches a user, group or room ID, as a push is sent to.
+	ChatIDPattern = `^[UCR][0-9a-f]{32}$`
+	// UserIDPattern matches a user ID, as a multicast is sent to.
+	UserIDPattern = `^U[0-9a-f]{32}$`
+
+	httpsPattern = `^https://`
 )
 
 var patternMessages = map[string]string{
-	chatIDPattern: "must be a user, group or room ID (U, C or R followed by 32 lowercase hex digits)",
-	userIDPattern: "must be a user ID (U followed by 32 lowercase hex digits)",
+	ChatIDPattern: "must be a user, group or room ID (U, C or R followed by 32 lowercase hex digits)",
+	UserIDPattern: "must be a user ID (U followed by 32 lowercase hex digits)",
 	httpsPattern:  "must be an https URL",
 }
 
-// tighten writes into the loaded document rules that LINE enforces but its
-// OpenAPI document leaves out (limits from the Messaging API reference).
-// Putting them in the schemas, rather than in code beside them, means one
-// validator and one error format cover both. A rule that no longer finds its
-// schema fails New, so a newer document cannot silently drop it.
-func tighten(doc *openapi3.T) error {
+// PatternMessage is the problem message for a string that does not match
+// pattern, as in "must be a user ID (U followed by 32 lowercase hex digits)"
+// for UserIDPattern.
+func PatternMessage(pattern string) string {
+	if m, ok := patternMessages[pattern]; ok {
+		return m
+	}
+	return fmt.Sprintf("must match %q", pattern)
+}
+
+// Tighten writes into doc rules that LINE enforces but its OpenAPI document
+// leaves out (limits from the Messaging API reference). Doc has them
+// already; Tighten is for a document loaded some other way. Putting them in
+// the schemas, rather than in code beside them, means one validator and one
+// error format cover both. A rule that no longer finds its schema is an
+// error naming that schema, so a newer document cannot silently drop it.
+func Tighten(doc *openapi3.T) error {
 	t := tightener{doc: doc}
 
-	t.pattern("PushMessageRequest", "to", chatIDPattern)
+	t.pattern("PushMessageRequest", "to", ChatIDPattern)
 	if to := t.prop("MulticastRequest", "to"); to != nil && to.Items != nil && to.Items.Value != nil {
-		to.Items.Value.Pattern = userIDPattern
+		to.Items.Value.Pattern = UserIDPattern
 	} else {
 		t.errs = append(t.errs, errors.New("MulticastRequest.to has no items schema"))
 	}
