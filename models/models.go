@@ -28,12 +28,12 @@ const (
 
 // Friend is a LINE user on a channel.
 type Friend struct {
-	ID              uint   `gorm:"primaryKey"`
-	ChannelID       uint   `gorm:"not null;uniqueIndex:idx_friend_channel_user"`
-	UserID          string `gorm:"not null;uniqueIndex:idx_friend_channel_user"`
-	Status          string `gorm:"not null;index"`
-	DisplayName     string
-	AddRoute        string
+	ID          uint   `gorm:"primaryKey"`
+	ChannelID   uint   `gorm:"not null;uniqueIndex:idx_friend_channel_user"`
+	UserID      string `gorm:"not null;uniqueIndex:idx_friend_channel_user"`
+	Status      string `gorm:"not null;index"`
+	DisplayName string
+	AddRoute    string
 	// AddRouteAt is when the route was set: a route that arrives shortly
 	// after the follow still counts for the start condition.
 	AddRouteAt *time.Time
@@ -189,9 +189,9 @@ type FriendEvent struct {
 	// ScenarioKey and NodeID say which step a click or postback came from.
 	ScenarioKey string
 	NodeID      string
-	Props      string    `gorm:"type:text;not null;default:'{}'"`
-	At         time.Time `gorm:"not null;index:idx_friend_event_time"`
-	CreatedAt  time.Time
+	Props       string    `gorm:"type:text;not null;default:'{}'"`
+	At          time.Time `gorm:"not null;index:idx_friend_event_time"`
+	CreatedAt   time.Time
 }
 
 // Audience kinds. Every kind but uploaded is a rule: click, impression

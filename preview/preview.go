@@ -9,9 +9,9 @@ package preview
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
-	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -72,7 +72,7 @@ type Send struct {
 
 // Timeline is what would happen.
 type Timeline struct {
-	Sends []Send          `json:"sends"`
+	Sends []Send            `json:"sends"`
 	Path  []workflows.Visit `json:"path"`
 	// End is the enrollment's final state: completed or exited, and why.
 	End workflows.State `json:"end"`
