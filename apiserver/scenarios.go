@@ -131,7 +131,7 @@ func (s *Server) listScenarios(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	scs, err := s.store.Scenarios(c.Request.Context(), ch.ID, p)
+	scs, err := s.store.Scenarios(c.Request.Context(), ch.ID, c.Query("key"), p)
 	if err != nil {
 		s.fail(c, err)
 		return

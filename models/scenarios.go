@@ -27,10 +27,14 @@ func (s *Store) Scenario(ctx context.Context, id uint) (*Scenario, error) {
 	return &sc, nil
 }
 
-// Scenarios lists a channel's scenarios.
-func (s *Store) Scenarios(ctx context.Context, channelID uint, p Page) ([]Scenario, error) {
+// Scenarios lists a channel's scenarios; a non-empty key selects one.
+func (s *Store) Scenarios(ctx context.Context, channelID uint, key string, p Page) ([]Scenario, error) {
 	var scs []Scenario
-	err := p.apply(s.DB.WithContext(ctx).Where("channel_id = ?", channelID).Order("id")).Find(&scs).Error
+	q := s.DB.WithContext(ctx).Where("channel_id = ?", channelID)
+	if key != "" {
+		q = q.Where("key = ?", key)
+	}
+	err := p.apply(q.Order("id")).Find(&scs).Error
 	return scs, dbError(err, "scenarios")
 }
 

@@ -38,6 +38,7 @@ commands:
   api          run the admin API, the LINE webhook and the webhook inbox dispatcher
   worker       run the Temporal worker that executes enrollments
   migrate      create or update the database schema and register Temporal search attributes
+  scenario     validate scenario files, or apply one to a running Stepcast
   webhook      send a signed follow or unfollow webhook to a running Stepcast (dev helper)
   healthcheck  exit 0 if URL answers 200 (for container health checks)
 
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "webhook":
 		return sendWebhook(ctx, args, stdout)
+	case "scenario":
+		return scenarioCmd(ctx, args, getenv, stdout)
 	case "healthcheck":
 		return healthcheck(ctx, args)
 	case "help", "-h", "--help":
