@@ -14,7 +14,6 @@ import (
 
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/stepcast/stepcast/metrics"
 	"github.com/stepcast/stepcast/models"
@@ -40,6 +39,10 @@ type SendStepInput struct {
 	// makes the retry key, so every attempt of the step has the same key.
 	StepKey  string
 	Messages []json.RawMessage
+	// BudgetMonth is where the gate reserved the messages from.
+	BudgetMonth string
+	// Now is the workflow's time when the step was sent.
+	Now time.Time
 }
 
 // SendStepResult says what became of the step.
@@ -48,11 +51,6 @@ type SendStepResult struct {
 	Outcome string
 	Reason  string `json:",omitempty"`
 }
-
-// Error types that the workflow may see.
-const (
-	ErrMonthlyLimit = "MonthlyLimit"
-)
 
 // retryKeySpace makes retry keys Stepcast's own UUIDv5 namespace.
 var retryKeySpace = uuid.MustParse("4c1b7e2a-3f0d-5b8e-9a61-7d2c5e8f1a90")
@@ -108,8 +106,14 @@ func (a *Activities) SendStep(ctx context.Context, in SendStepInput) (SendStepRe
 		return SendStepResult{}, err
 	}
 
+	if err := a.waitForRate(ctx, ch); err != nil {
+		return SendStepResult{}, err
+	}
 	requestID, err := a.LINE.Push(ctx, ch.AccessToken, friend.UserID, msgs, key)
-	now := time.Now().UTC()
+	now := in.Now.UTC()
+	if now.IsZero() {
+		now = time.Now().UTC()
+	}
 	var le *LineError
 	switch {
 	case err == nil:
@@ -121,14 +125,24 @@ func (a *Activities) SendStep(ctx context.Context, in SendStepInput) (SendStepRe
 		}
 		return a.outcome(metrics.SendDuplicate, "LINE had already accepted this retry key"), nil
 	case errors.As(err, &le) && le.MonthlyLimit():
-		a.count(metrics.SendRetry)
-		log.Warn("LINE monthly limit reached; the step waits", "channel", in.ChannelID, "node", in.NodeID)
-		return SendStepResult{}, temporal.NewApplicationErrorWithOptions(le.Error(), ErrMonthlyLimit,
-			temporal.ApplicationErrorOptions{NextRetryDelay: time.Hour})
+		// Not a failure of this step: the channel is out of messages until
+		// LINE's month turns. The gate holds every step of the channel
+		// until then; this one is tried again, with the same key.
+		log.Warn("LINE monthly limit reached; the channel's steps hold", "channel", in.ChannelID, "node", in.NodeID)
+		if err := a.Store.MarkLineQuotaReached(ctx, in.ChannelID, models.Month(in.Now.In(channelLocation(ch)))); err != nil {
+			return SendStepResult{}, err
+		}
+		if err := a.release(ctx, in); err != nil {
+			return SendStepResult{}, err
+		}
+		return a.outcome(metrics.SendHeld, HoldBudget), nil
 	case errors.As(err, &le) && le.Status != http.StatusTooManyRequests && le.Status < 500:
 		// LINE will refuse this request however often it is sent.
 		d.Status, d.Error = models.DeliveryFailed, le.Error()
 		log.Error("LINE refused the step", "channel", in.ChannelID, "node", in.NodeID, "status", le.Status, "error", le.Message)
+		if err := a.release(ctx, in); err != nil {
+			return SendStepResult{}, err
+		}
 	default:
 		a.count(metrics.SendRetry)
 		return SendStepResult{}, fmt.Errorf("push step %s: %w", in.NodeID, err)
@@ -147,6 +161,44 @@ func (a *Activities) SendStep(ctx context.Context, in SendStepInput) (SendStepRe
 		return SendStepResult{}, err
 	}
 	return a.outcome(metrics.SendSent, ""), nil
+}
+
+// release gives back the step's budget reservation.
+func (a *Activities) release(ctx context.Context, in SendStepInput) error {
+	if in.BudgetMonth == "" {
+		return nil
+	}
+	return a.Store.ReleaseBudget(ctx, in.ChannelID, in.BudgetMonth, int64(len(in.Messages)))
+}
+
+// waitForRate takes a token of the channel's per-second push limit, shared
+// by all workers through the database, waiting for the next second when
+// this one is full.
+func (a *Activities) waitForRate(ctx context.Context, ch *models.Channel) error {
+	limit := ch.RateLimit
+	if limit <= 0 {
+		limit = models.LinePushRateLimit
+	}
+	for {
+		now := time.Now()
+		ok, err := a.Store.TakeRateToken(ctx, ch.ID, now.Unix(), limit)
+		if err != nil || ok {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Until(now.Truncate(time.Second).Add(time.Second))):
+		}
+	}
+}
+
+func channelLocation(ch *models.Channel) *time.Location {
+	if loc, err := time.LoadLocation(ch.TimeZone); err == nil {
+		return loc
+	}
+	loc, _ := time.LoadLocation(scenario.DefaultTimeZone)
+	return loc
 }
 
 func (a *Activities) outcome(outcome, reason string) SendStepResult {

@@ -94,43 +94,6 @@ func (a *Activities) InAudience(ctx context.Context, channelID uint, key string,
 	return rule.Eval(&facts, now, f.FirstFollowedAt, ""), nil
 }
 
-// GateInput names the step about to be sent.
-type GateInput struct {
-	ChannelID  uint
-	ScenarioID uint
-	FriendID   uint
-	// ExitAudience is the scenario's exit audience, if any.
-	ExitAudience string
-}
-
-// GateResult says whether the step may be sent now.
-type GateResult struct {
-	// ScenarioStatus is the scenario's status: active, paused or ended.
-	ScenarioStatus string
-	Blocked        bool
-	InExitAudience bool
-}
-
-// Gate is checked before each send: a paused scenario holds the friend, an
-// ended one, a block or the exit audience ends the enrollment.
-func (a *Activities) Gate(ctx context.Context, in GateInput) (GateResult, error) {
-	sc, err := a.Store.Scenario(ctx, in.ScenarioID)
-	if err != nil {
-		return GateResult{}, err
-	}
-	f, err := a.Store.FriendByID(ctx, in.FriendID)
-	if err != nil {
-		return GateResult{}, err
-	}
-	res := GateResult{ScenarioStatus: sc.Status, Blocked: f.Status == models.FriendBlocked}
-	if in.ExitAudience != "" && !res.Blocked {
-		if res.InExitAudience, err = a.InAudience(ctx, in.ChannelID, in.ExitAudience, f, 0); err != nil {
-			return res, err
-		}
-	}
-	return res, nil
-}
-
 // ApplyTagsInput adds and removes a friend's tags.
 type ApplyTagsInput struct {
 	FriendID uint

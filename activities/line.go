@@ -79,10 +79,11 @@ func (c *LineClient) Push(ctx context.Context, token, to string, messages []json
 	if res == nil {
 		return "", err
 	}
-	if err != nil {
-		return "", lineError(res)
+	// A 2xx is a push LINE took, even if its answer's body did not decode.
+	if res.StatusCode/100 == 2 {
+		return res.Header.Get("X-Line-Request-Id"), nil
 	}
-	return res.Header.Get("X-Line-Request-Id"), nil
+	return "", lineError(res)
 }
 
 // Profile returns the user's display name.

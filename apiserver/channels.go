@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -49,18 +50,119 @@ func (r *ChannelRequest) validate() error {
 
 // Channel is a channel as the API shows it; secrets are never shown.
 type Channel struct {
-	ID            uint      `json:"id"`
-	Name          string    `json:"name"`
-	LineChannelID string    `json:"lineChannelId"`
-	TimeZone      string    `json:"timeZone"`
-	MonthlyBudget int64     `json:"monthlyBudget"`
-	WebhookPath   string    `json:"webhookPath"`
-	CreatedAt     time.Time `json:"createdAt"`
+	ID            uint        `json:"id"`
+	Name          string      `json:"name"`
+	LineChannelID string      `json:"lineChannelId"`
+	TimeZone      string      `json:"timeZone"`
+	MonthlyBudget int64       `json:"monthlyBudget"`
+	QuietHours    *QuietHours `json:"quietHours,omitempty"`
+	FrequencyCap  int         `json:"frequencyCap"`
+	RateLimit     int         `json:"rateLimit"`
+	// LineQuotaMonth is set when LINE said the monthly limit was reached
+	// in that month; steps hold until the month turns or it is cleared.
+	LineQuotaMonth string    `json:"lineQuotaMonth,omitempty"`
+	WebhookPath    string    `json:"webhookPath"`
+	CreatedAt      time.Time `json:"createdAt"`
+}
+
+// QuietHours are "HH:MM" clock times in the channel's time zone; they may
+// span midnight.
+type QuietHours struct {
+	Start string `json:"start"`
+	End   string `json:"end"`
 }
 
 func toChannel(c *models.Channel) Channel {
-	return Channel{ID: c.ID, Name: c.Name, LineChannelID: c.LineChannelID, TimeZone: c.TimeZone,
-		MonthlyBudget: c.MonthlyBudget, WebhookPath: fmt.Sprintf("/webhooks/line/%d", c.ID), CreatedAt: c.CreatedAt}
+	out := Channel{ID: c.ID, Name: c.Name, LineChannelID: c.LineChannelID, TimeZone: c.TimeZone,
+		MonthlyBudget: c.MonthlyBudget, FrequencyCap: c.FrequencyCap, RateLimit: c.RateLimit, LineQuotaMonth: c.LineQuotaMonth,
+		WebhookPath: fmt.Sprintf("/webhooks/line/%d", c.ID), CreatedAt: c.CreatedAt}
+	if out.RateLimit == 0 {
+		out.RateLimit = models.LinePushRateLimit
+	}
+	if c.QuietStart != "" {
+		out.QuietHours = &QuietHours{Start: c.QuietStart, End: c.QuietEnd}
+	}
+	return out
+}
+
+// ChannelPatch changes a channel's settings; absent fields stay as they
+// are. quietHours null removes them.
+type ChannelPatch struct {
+	Name           *string          `json:"name"`
+	AccessToken    *string          `json:"accessToken"`
+	MonthlyBudget  *int64           `json:"monthlyBudget"`
+	QuietHours     *json.RawMessage `json:"quietHours"`
+	FrequencyCap   *int             `json:"frequencyCap"`
+	RateLimit      *int             `json:"rateLimit"`
+	ClearLineQuota bool             `json:"clearLineQuota"`
+}
+
+// updateChannel changes delivery settings and tells running enrollments,
+// so steps held for the budget go as soon as it is raised.
+func (s *Server) updateChannel(c *gin.Context) {
+	ch, err := s.channel(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var req ChannelPatch
+	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	p := models.ChannelPatch{Name: req.Name, AccessToken: req.AccessToken, MonthlyBudget: req.MonthlyBudget,
+		FrequencyCap: req.FrequencyCap, RateLimit: req.RateLimit, ClearLineQuota: req.ClearLineQuota}
+	var ps []stepcast.Problem
+	bad := func(path, msg string) { ps = append(ps, stepcast.Problem{Path: path, Message: msg}) }
+	if req.Name != nil && *req.Name == "" {
+		bad("name", "must not be empty")
+	}
+	if req.AccessToken != nil && *req.AccessToken == "" {
+		bad("accessToken", "must not be empty")
+	}
+	if req.MonthlyBudget != nil && *req.MonthlyBudget < 0 {
+		bad("monthlyBudget", "must not be negative")
+	}
+	if req.FrequencyCap != nil && *req.FrequencyCap < 0 {
+		bad("frequencyCap", "must not be negative")
+	}
+	if req.RateLimit != nil && (*req.RateLimit < 0 || *req.RateLimit > models.LinePushRateLimit) {
+		bad("rateLimit", fmt.Sprintf("must be 0 to %d pushes a second", models.LinePushRateLimit))
+	}
+	if req.QuietHours != nil {
+		var q *QuietHours
+		if err := json.Unmarshal(*req.QuietHours, &q); err != nil {
+			bad("quietHours", "must be {\"start\": \"HH:MM\", \"end\": \"HH:MM\"} or null")
+		}
+		start, end := "", ""
+		if q != nil {
+			start, end = q.Start, q.End
+			if _, _, err := scenario.ParseClock(q.Start); err != nil {
+				bad("quietHours.start", err.Error())
+			}
+			if _, _, err := scenario.ParseClock(q.End); err != nil {
+				bad("quietHours.end", err.Error())
+			}
+			if q.Start == q.End {
+				bad("quietHours", "start and end must differ")
+			}
+		}
+		p.QuietStart, p.QuietEnd = &start, &end
+	}
+	if len(ps) > 0 {
+		s.fail(c, &stepcast.Error{Code: stepcast.EINVALID, Message: "channel settings are not valid", Problems: ps})
+		return
+	}
+	ch, err = s.store.UpdateChannel(c.Request.Context(), ch.ID, p)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.enroll.RecheckChannel(c.Request.Context(), ch.ID); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, toChannel(ch))
 }
 
 func (s *Server) createChannel(c *gin.Context) {

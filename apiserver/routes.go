@@ -22,6 +22,7 @@ func (s *Server) routes(r *gin.Engine) {
 	api.POST("/channels", s.createChannel)
 	api.GET("/channels", s.listChannels)
 	api.GET("/channels/:channelID", s.getChannel)
+	api.PATCH("/channels/:channelID", s.updateChannel)
 
 	api.POST("/channels/:channelID/scenarios", s.createScenario)
 	api.GET("/channels/:channelID/scenarios", s.listScenarios)

@@ -176,17 +176,42 @@ func (s *Service) Control(ctx context.Context, scenarioID uint, channelID uint, 
 		if err != nil {
 			return err
 		}
-		for _, e := range es {
-			err := s.Temporal.SignalWorkflow(ctx, e.WorkflowID, e.RunID, workflows.SignalControl, workflows.Control{Action: action})
-			var nf *serviceerror.NotFound
-			if err != nil && !errors.As(err, &nf) {
-				return stepcast.Errorf(stepcast.EUNAVAILABLE, "signal %s: %v", e.WorkflowID, err)
-			}
+		if err := s.signalAll(ctx, es, workflows.SignalControl, workflows.Control{Action: action}); err != nil {
+			return err
 		}
 		if len(es) < 500 {
 			return nil
 		}
 	}
+}
+
+// RecheckChannel tells every running enrollment of a channel that its
+// delivery settings changed, so steps held for the budget ask again.
+func (s *Service) RecheckChannel(ctx context.Context, channelID uint) error {
+	for offset := 0; ; offset += 500 {
+		es, err := s.Store.RunningEnrollmentsOfChannel(ctx, channelID, models.Page{Limit: 500, Offset: offset})
+		if err != nil {
+			return err
+		}
+		if err := s.signalAll(ctx, es, workflows.SignalControl, workflows.Control{Action: workflows.ControlRecheck}); err != nil {
+			return err
+		}
+		if len(es) < 500 {
+			return nil
+		}
+	}
+}
+
+// signalAll signals each enrollment; ones that have ended are skipped.
+func (s *Service) signalAll(ctx context.Context, es []models.Enrollment, name string, arg any) error {
+	for _, e := range es {
+		err := s.Temporal.SignalWorkflow(ctx, e.WorkflowID, e.RunID, name, arg)
+		var nf *serviceerror.NotFound
+		if err != nil && !errors.As(err, &nf) {
+			return stepcast.Errorf(stepcast.EUNAVAILABLE, "signal %s: %v", e.WorkflowID, err)
+		}
+	}
+	return nil
 }
 
 // Signal sends an event to each of the friend's running enrollments. A run

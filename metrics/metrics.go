@@ -18,6 +18,7 @@ const (
 	SendSkipped   = "skipped"   // not pushed: the friend blocked the account
 	SendFailed    = "failed"    // LINE refused the push for good
 	SendRetry     = "retry"     // a transient failure; Temporal retries
+	SendHeld      = "held"      // LINE's monthly limit: the step waits for the quota
 )
 
 // Metrics are the counters and gauges Stepcast reports.
@@ -54,7 +55,7 @@ func New() *Metrics {
 		}, []string{"scenario"}),
 		Sends: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stepcast_sends_total",
-			Help: "Step send attempts by outcome: sent, duplicate, skipped, failed, retry.",
+			Help: "Step send attempts by outcome: sent, duplicate, skipped, failed, retry, held.",
 		}, []string{"outcome"}),
 	}
 	reg.MustRegister(m.WebhookEvents, m.WebhookDuplicates, m.WebhookBacklog, m.EnrollmentsStarted, m.Sends,

@@ -16,7 +16,21 @@ type Channel struct {
 	// MonthlyBudget is the number of messages the channel may send a month;
 	// 0 means no budget of Stepcast's own.
 	MonthlyBudget int64
-	CreatedAt     time.Time
+	// QuietStart and QuietEnd ("22:00", "08:00") are the quiet hours in the
+	// channel's time zone; sends due then wait until they end. Empty: none.
+	QuietStart string
+	QuietEnd   string
+	// FrequencyCap is the most step messages (pushes) a friend gets in a
+	// rolling day; 0 means no cap.
+	FrequencyCap int
+	// RateLimit is the most pushes a second across all workers; 0 means
+	// LINE's push limit.
+	RateLimit int
+	// LineQuotaMonth is the month ("2026-11") in which LINE answered that
+	// the channel's monthly limit was reached: sends hold until the next
+	// month, or until an operator clears it.
+	LineQuotaMonth string
+	CreatedAt      time.Time
 	UpdatedAt     time.Time
 }
 
@@ -229,8 +243,26 @@ type AudienceMember struct {
 	UserID     string `gorm:"primaryKey"`
 }
 
+// ChannelUsage counts the messages a channel's steps used in a month (in
+// the channel's time zone): reserved before each push, released if LINE
+// refuses it.
+type ChannelUsage struct {
+	ChannelID uint   `gorm:"primaryKey"`
+	Month     string `gorm:"primaryKey"`
+	Used      int64  `gorm:"not null"`
+}
+
+// RateWindow counts pushes of a channel in one second, so the rate limit
+// holds across workers.
+type RateWindow struct {
+	ChannelID uint  `gorm:"primaryKey"`
+	Second    int64 `gorm:"primaryKey"`
+	Count     int   `gorm:"not null"`
+}
+
 // All lists every model, in the order migrations create them.
 func All() []any {
 	return []any{&Channel{}, &Friend{}, &Scenario{}, &ScenarioVersion{}, &Enrollment{}, &Delivery{}, &WebhookEvent{},
-		&FriendTag{}, &ChannelTag{}, &FriendEvent{}, &Audience{}, &AudienceMember{}}
+		&FriendTag{}, &ChannelTag{}, &FriendEvent{}, &Audience{}, &AudienceMember{},
+		&ChannelUsage{}, &RateWindow{}}
 }

@@ -50,7 +50,7 @@ func (w *Wait) DueAt(base time.Time, loc *time.Location) (time.Time, error) {
 // ParseClock parses "HH:MM" on a 24-hour clock.
 func ParseClock(s string) (hour, minute int, err error) {
 	hs, ms, ok := strings.Cut(s, ":")
-	if !ok || len(hs) != 2 || len(ms) != 2 {
+	if !ok || len(hs) != 2 || len(ms) != 2 || !digits(hs+ms) {
 		return 0, 0, fmt.Errorf("%q is not a time of day in HH:MM form", s)
 	}
 	hour, err1 := strconv.Atoi(hs)
@@ -59,4 +59,13 @@ func ParseClock(s string) (hour, minute int, err error) {
 		return 0, 0, fmt.Errorf("%q is not a time of day in HH:MM form", s)
 	}
 	return hour, minute, nil
+}
+
+func digits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -70,6 +70,9 @@ const (
 	ControlPause  = "pause"
 	ControlResume = "resume"
 	ControlEnd    = "end"
+	// ControlRecheck says the channel's delivery settings changed (a
+	// raised budget, say): held steps ask the gate again.
+	ControlRecheck = "recheck"
 )
 
 // Control tells enrollments that their scenario's status changed.
@@ -82,7 +85,8 @@ const (
 	StatusWaiting = "waiting"
 	// StatusWaitingForEvent is a wait_event node: the event or its timeout.
 	StatusWaitingForEvent = "waiting_for_event"
-	// StatusHeld is a step that is due but held: the scenario is paused.
+	// StatusHeld is a step that is due but held: the scenario is paused,
+	// quiet hours, the frequency cap or the budget (HeldReason says which).
 	StatusHeld      = "held"
 	StatusRunning   = "running"
 	StatusCompleted = "completed"
@@ -107,7 +111,8 @@ type State struct {
 	Version    int
 	StepsSent  int
 	ExitReason string `json:",omitempty"`
-	// HeldReason says why a due step waits (scenario paused...).
+	// HeldReason says why a due step waits: scenario paused, quiet hours,
+	// frequency cap, budget.
 	HeldReason string `json:",omitempty"`
 	// Path lists the nodes visited, in order, with the branch taken.
 	Path []Visit

@@ -44,8 +44,6 @@ type enrollment struct {
 	prevAt time.Time
 	// exit is set when something ends the enrollment early.
 	exit string
-	// paused mirrors the last control signal; the gate has the last word.
-	paused bool
 	// lastEvent is the latest event received; a wait_event node checks it.
 	lastEvent *scenario.Event
 	steps     int
@@ -224,25 +222,23 @@ func (e *enrollment) handle(ev FriendEvent) {
 	}
 }
 
+// handleControl ends the enrollment on an end signal; the others (pause,
+// resume, recheck) only wake a held step, which asks the gate again: the
+// database has the last word.
 func (e *enrollment) handleControl(ctl Control) {
-	switch ctl.Action {
-	case ControlPause:
-		e.paused = true
-	case ControlResume:
-		e.paused = false
-	case ControlEnd:
+	if ctl.Action == ControlEnd {
 		e.exit = ExitScenarioEnded
 	}
 }
 
-// send delivers a message node, after the gate: a paused scenario holds
-// the step until it is resumed (nothing skipped), an ended one, a block or
-// the exit audience ends the enrollment.
+// send delivers a message node, after the gate: a paused scenario, quiet
+// hours, the frequency cap or the budget hold the step until it may go
+// (nothing skipped); an ended scenario, a block or the exit audience end the
+// enrollment. The step key is fixed before the first try, so a held step
+// sent later has the same retry key.
 func (e *enrollment) send(ctx workflow.Context, n *scenario.Node) (string, error) {
-	if open, err := e.gate(ctx); err != nil || !open {
-		return "", err
-	}
 	e.steps++
+	key := fmt.Sprintf("%s#%d", n.ID, e.steps)
 	opts := workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		// LINE keeps a retry key for 24 hours; past that a retry could only
@@ -254,42 +250,56 @@ func (e *enrollment) send(ctx workflow.Context, n *scenario.Node) (string, error
 			MaximumInterval:    5 * time.Minute,
 		},
 	}
-	var res activities.SendStepResult
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.SendStep, activities.SendStepInput{
-		ChannelID: e.in.ChannelID, ScenarioID: e.in.ScenarioID, ScenarioKey: e.in.ScenarioKey,
-		FriendID: e.in.FriendID, UserID: e.in.UserID,
-		NodeID: n.ID, StepKey: fmt.Sprintf("%s#%d", n.ID, e.steps), Messages: n.Message.Messages,
-	}).Get(ctx, &res)
-	e.prevAt = workflow.Now(ctx)
-	if err != nil {
-		// The step could not be delivered within a day: it is in the log
-		// and the history; the scenario goes on.
-		e.log.Error("step not delivered", "node", n.ID, "error", err)
-		return metrics.SendFailed, nil
+	for {
+		g, err := e.gate(ctx, len(n.Message.Messages))
+		if err != nil || e.exit != "" {
+			return "", err
+		}
+		var res activities.SendStepResult
+		err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.SendStep, activities.SendStepInput{
+			ChannelID: e.in.ChannelID, ScenarioID: e.in.ScenarioID, ScenarioKey: e.in.ScenarioKey,
+			FriendID: e.in.FriendID, UserID: e.in.UserID, NodeID: n.ID, StepKey: key, Messages: n.Message.Messages,
+			BudgetMonth: g.BudgetMonth, Now: workflow.Now(ctx),
+		}).Get(ctx, &res)
+		e.prevAt = workflow.Now(ctx)
+		if err != nil {
+			// The step could not be delivered within a day: it is in the
+			// log and the history; the scenario goes on.
+			e.log.Error("step not delivered", "node", n.ID, "error", err)
+			return metrics.SendFailed, nil
+		}
+		switch res.Outcome {
+		case metrics.SendHeld:
+			continue // the gate now holds the channel's steps
+		case metrics.SendSent, metrics.SendDuplicate:
+			e.state.StepsSent++
+		case metrics.SendSkipped:
+			e.exit = ExitBlocked
+		}
+		return res.Outcome, nil
 	}
-	switch res.Outcome {
-	case metrics.SendSent, metrics.SendDuplicate:
-		e.state.StepsSent++
-	case metrics.SendSkipped:
-		e.exit = ExitBlocked
-	}
-	return res.Outcome, nil
 }
 
-// gate reports whether the step may go now, holding while the scenario is
-// paused. It returns false when the enrollment must exit instead.
-func (e *enrollment) gate(ctx workflow.Context) (bool, error) {
+// budgetRecheck bounds a budget hold, so that a raised budget is seen even
+// if the signal that says so is lost.
+const budgetRecheck = 6 * time.Hour
+
+// gate asks whether the step may go now and holds until it may. It returns
+// with e.exit set when the enrollment must end instead.
+func (e *enrollment) gate(ctx workflow.Context, messages int) (activities.GateResult, error) {
 	for {
 		e.drain(ctx)
 		if e.exit != "" {
-			return false, nil
+			return activities.GateResult{}, nil
 		}
+		now := workflow.Now(ctx)
 		var g activities.GateResult
 		err := workflow.ExecuteLocalActivity(localCtx(ctx), a.Gate, activities.GateInput{
-			ChannelID: e.in.ChannelID, ScenarioID: e.in.ScenarioID, FriendID: e.in.FriendID, ExitAudience: e.exitAudience(),
+			ChannelID: e.in.ChannelID, ScenarioID: e.in.ScenarioID, FriendID: e.in.FriendID,
+			ExitAudience: e.exitAudience(), Messages: messages, Now: now,
 		}).Get(ctx, &g)
 		if err != nil {
-			return false, err
+			return g, err
 		}
 		switch {
 		case g.Blocked:
@@ -298,28 +308,40 @@ func (e *enrollment) gate(ctx workflow.Context) (bool, error) {
 			e.exit = ExitScenarioEnded
 		case g.InExitAudience:
 			e.exit = ExitAudience
-		case g.ScenarioStatus == models.ScenarioPaused:
-			e.state.HeldReason = "scenario paused"
-			if err := e.markWaiting(ctx, e.state.Node, StatusHeld); err != nil {
-				return false, err
-			}
-			e.paused = true
-			e.holdWhilePaused(ctx)
-			e.state.HeldReason = ""
-			e.state.Status = StatusRunning
-			continue
 		}
-		return e.exit == "", nil
+		if e.exit != "" || g.HoldReason == "" {
+			return g, nil
+		}
+		until := g.HoldUntil
+		switch {
+		case g.HoldReason == activities.HoldPaused:
+			until = now.Add(heldRecheck)
+		case g.HoldReason == activities.HoldBudget && until.Sub(now) > budgetRecheck:
+			until = now.Add(budgetRecheck)
+		}
+		if err := e.hold(ctx, g.HoldReason, until); err != nil {
+			return g, err
+		}
 	}
 }
 
-// holdWhilePaused waits for a resume or end signal, or the recheck timer.
-func (e *enrollment) holdWhilePaused(ctx workflow.Context) {
+// hold waits until the time, or until a control signal (resume, recheck,
+// end) or a block says to look again.
+func (e *enrollment) hold(ctx workflow.Context, reason string, until time.Time) error {
+	e.state.HeldReason, e.state.NextDueAt = reason, &until
+	if err := e.markWaiting(ctx, e.state.Node, StatusHeld); err != nil {
+		return err
+	}
+	defer func() { e.state.HeldReason, e.state.NextDueAt, e.state.Status = "", nil, StatusRunning }()
 	timerCtx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
-	recheck := false
+	done := false
 	sel := workflow.NewSelector(ctx)
-	sel.AddFuture(workflow.NewTimer(timerCtx, heldRecheck), func(workflow.Future) { recheck = true })
+	if d := until.Sub(workflow.Now(ctx)); d > 0 {
+		sel.AddFuture(workflow.NewTimer(timerCtx, d), func(workflow.Future) { done = true })
+	} else {
+		done = true
+	}
 	sel.AddReceive(e.events, func(c workflow.ReceiveChannel, _ bool) {
 		var ev FriendEvent
 		c.Receive(ctx, &ev)
@@ -329,10 +351,12 @@ func (e *enrollment) holdWhilePaused(ctx workflow.Context) {
 		var ctl Control
 		c.Receive(ctx, &ctl)
 		e.handleControl(ctl)
+		done = true
 	})
-	for e.paused && !recheck && e.exit == "" {
+	for !done && e.exit == "" {
 		sel.Select(ctx)
 	}
+	return nil
 }
 
 func (e *enrollment) exitAudience() string {
