@@ -31,7 +31,7 @@ type Channel struct {
 	// month, or until an operator clears it.
 	LineQuotaMonth string
 	CreatedAt      time.Time
-	UpdatedAt     time.Time
+	UpdatedAt      time.Time
 }
 
 // Friend statuses.
