@@ -108,3 +108,20 @@ func (a *Activities) ApplyTags(ctx context.Context, in ApplyTagsInput) error {
 	}
 	return a.Store.RemoveTags(ctx, in.FriendID, in.Remove)
 }
+
+// RecordVisitInput is the path a node took.
+type RecordVisitInput struct {
+	ChannelID  uint
+	ScenarioID uint
+	FriendID   uint
+	NodeID     string
+	Outcome    string
+	At         time.Time
+}
+
+// RecordVisit stores which path a branch, split or wait_event node took,
+// for the scenario's statistics.
+func (a *Activities) RecordVisit(ctx context.Context, in RecordVisitInput) error {
+	return a.Store.RecordStepEvent(ctx, &models.StepEvent{ChannelID: in.ChannelID, ScenarioID: in.ScenarioID,
+		NodeID: in.NodeID, FriendID: in.FriendID, Kind: models.StepVisit, Outcome: in.Outcome, At: in.At})
+}

@@ -21,6 +21,7 @@ type GateInput struct {
 	ChannelID  uint
 	ScenarioID uint
 	FriendID   uint
+	NodeID     string
 	// ExitAudience is the scenario's exit audience, if any.
 	ExitAudience string
 	// Messages is how many messages the step pushes: what it takes from
@@ -52,6 +53,15 @@ type GateResult struct {
 // When the step may go, its messages are reserved from the budget, so
 // concurrent sends cannot overspend it.
 func (a *Activities) Gate(ctx context.Context, in GateInput) (GateResult, error) {
+	res, err := a.gate(ctx, in)
+	if err == nil && res.HoldReason != "" {
+		err = a.Store.RecordStepEvent(ctx, &models.StepEvent{ChannelID: in.ChannelID, ScenarioID: in.ScenarioID,
+			NodeID: in.NodeID, FriendID: in.FriendID, Kind: models.StepHeld, Outcome: res.HoldReason, At: in.Now})
+	}
+	return res, err
+}
+
+func (a *Activities) gate(ctx context.Context, in GateInput) (GateResult, error) {
 	sc, err := a.Store.Scenario(ctx, in.ScenarioID)
 	if err != nil {
 		return GateResult{}, err

@@ -159,3 +159,9 @@ func (s *Store) RunningEnrollmentsOfChannel(ctx context.Context, channelID uint,
 	err := p.apply(s.DB.WithContext(ctx).Where("channel_id = ? AND status = ?", channelID, EnrollmentRunning).Order("id")).Find(&es).Error
 	return es, dbError(err, "enrollments")
 }
+
+// RecordStepEvent stores a fact for statistics.
+func (s *Store) RecordStepEvent(ctx context.Context, e *StepEvent) error {
+	e.At = e.At.UTC()
+	return dbError(s.DB.WithContext(ctx).Create(e).Error, "step event")
+}

@@ -260,9 +260,28 @@ type RateWindow struct {
 	Count     int   `gorm:"not null"`
 }
 
+// Step event kinds, for statistics.
+const (
+	StepVisit = "visit" // a branch, split or wait_event node decided; Outcome is the path
+	StepHeld  = "held"  // a due step was held; Outcome is the reason
+)
+
+// StepEvent is a fact about a node of a scenario for statistics that no
+// other table holds: the path a branch took, a step held.
+type StepEvent struct {
+	ID         uint   `gorm:"primaryKey"`
+	ChannelID  uint   `gorm:"not null"`
+	ScenarioID uint   `gorm:"not null;index:idx_step_event_node"`
+	NodeID     string `gorm:"not null;index:idx_step_event_node"`
+	FriendID   uint   `gorm:"not null"`
+	Kind       string `gorm:"not null"`
+	Outcome    string
+	At         time.Time `gorm:"not null"`
+}
+
 // All lists every model, in the order migrations create them.
 func All() []any {
 	return []any{&Channel{}, &Friend{}, &Scenario{}, &ScenarioVersion{}, &Enrollment{}, &Delivery{}, &WebhookEvent{},
 		&FriendTag{}, &ChannelTag{}, &FriendEvent{}, &Audience{}, &AudienceMember{},
-		&ChannelUsage{}, &RateWindow{}}
+		&ChannelUsage{}, &RateWindow{}, &StepEvent{}}
 }

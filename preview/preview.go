@@ -133,6 +133,7 @@ func Run(in Input) (*Timeline, error) {
 			return nil
 		})
 	env.OnActivity(a.FinishEnrollment, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(a.RecordVisit, mock.Anything, mock.Anything).Return(nil)
 
 	for _, ev := range events {
 		env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.SignalFriendEvent, ev) }, ev.At.Sub(in.Start))

@@ -85,6 +85,9 @@ func (e *enrollment) run(ctx workflow.Context) (State, error) {
 			return e.state, err
 		}
 		e.state.Path = append(e.state.Path, Visit{Node: node.ID, At: workflow.Now(ctx), Outcome: outcome})
+		if err := e.recordDecision(ctx, node, outcome); err != nil {
+			return e.state, err
+		}
 		e.drain(ctx)
 		id = next
 	}
@@ -295,7 +298,7 @@ func (e *enrollment) gate(ctx workflow.Context, messages int) (activities.GateRe
 		now := workflow.Now(ctx)
 		var g activities.GateResult
 		err := workflow.ExecuteLocalActivity(localCtx(ctx), a.Gate, activities.GateInput{
-			ChannelID: e.in.ChannelID, ScenarioID: e.in.ScenarioID, FriendID: e.in.FriendID,
+			ChannelID: e.in.ChannelID, ScenarioID: e.in.ScenarioID, FriendID: e.in.FriendID, NodeID: e.state.Node,
 			ExitAudience: e.exitAudience(), Messages: messages, Now: now,
 		}).Get(ctx, &g)
 		if err != nil {
@@ -387,6 +390,18 @@ func (e *enrollment) branch(ctx workflow.Context, n *scenario.Node) (string, str
 		}
 	}
 	return n.Branch.Default, "default", nil
+}
+
+// recordDecision stores the path a deciding node took, for statistics.
+func (e *enrollment) recordDecision(ctx workflow.Context, n *scenario.Node, outcome string) error {
+	switch n.Type {
+	case scenario.NodeBranch, scenario.NodeSplit, scenario.NodeWaitEvent:
+	default:
+		return nil
+	}
+	return workflow.ExecuteLocalActivity(localCtx(ctx), a.RecordVisit, activities.RecordVisitInput{
+		ChannelID: e.in.ChannelID, ScenarioID: e.in.ScenarioID, FriendID: e.in.FriendID,
+		NodeID: n.ID, Outcome: outcome, At: workflow.Now(ctx)}).Get(ctx, nil)
 }
 
 // splitPath picks a weighted path from a hash of the friend, the scenario
