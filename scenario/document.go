@@ -65,7 +65,15 @@ type Document struct {
 	Period *Period `json:"period,omitempty"`
 	// Exit ends enrollments early; a block always does.
 	Exit *ExitRules `json:"exit,omitempty"`
+	// Conversion is the event that counts as a conversion of a step when
+	// it comes after the step was sent, within Conversion.Within (default
+	// DefaultConversionWindow).
+	Conversion *EventCond `json:"conversion,omitempty"`
 }
+
+// DefaultConversionWindow is how long after a send an event counts as its
+// conversion when the scenario does not say.
+const DefaultConversionWindow = 7 * 24 * time.Hour
 
 // Period is when enrollments may start; either end may be open.
 type Period struct {

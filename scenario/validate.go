@@ -47,6 +47,9 @@ func (d *Document) ValidateWith(k Known) error {
 		}
 		checkAudience(&ps, "exit.audience", d.Exit.Audience, k)
 	}
+	if d.Conversion != nil {
+		d.Conversion.validate(&ps, "conversion")
+	}
 	if len(d.Nodes) == 0 {
 		ps.add("nodes", "must have at least one node")
 		return ps.err()
