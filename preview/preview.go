@@ -117,6 +117,10 @@ func Run(in Input) (*Timeline, error) {
 	env.OnActivity(a.SendStep, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, si activities.SendStepInput) (activities.SendStepResult, error) {
 			tl.Sends = append(tl.Sends, Send{Node: si.NodeID, At: env.Now(), Messages: activities.Personalize(si.Messages, f.DisplayName)})
+			// As SendStep records for real friends: the impression.
+			f.mu.Lock()
+			f.events = append(f.events, scenario.Event{Type: scenario.EventDelivered, ScenarioKey: si.ScenarioKey, Node: si.NodeID, At: env.Now()})
+			f.mu.Unlock()
 			return activities.SendStepResult{Outcome: metrics.SendSent}, nil
 		})
 	env.OnActivity(a.LoadFacts, mock.Anything, mock.Anything).Return(

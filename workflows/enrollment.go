@@ -40,7 +40,7 @@ type enrollment struct {
 	events  workflow.ReceiveChannel
 	control workflow.ReceiveChannel
 	state   State
-	// prevAt is when the previous step finished: the base of "from: previous".
+	// prevAt is when the previous node finished: the base of "from: previous".
 	prevAt time.Time
 	// exit is set when something ends the enrollment early.
 	exit string
@@ -84,7 +84,10 @@ func (e *enrollment) run(ctx workflow.Context) (State, error) {
 		if err != nil {
 			return e.state, err
 		}
-		e.state.Path = append(e.state.Path, Visit{Node: node.ID, At: workflow.Now(ctx), Outcome: outcome})
+		// "from: previous" counts from when the previous step finished,
+		// whatever kind of step it was.
+		e.prevAt = workflow.Now(ctx)
+		e.state.Path = append(e.state.Path, Visit{Node: node.ID, At: e.prevAt, Outcome: outcome})
 		if err := e.recordDecision(ctx, node, outcome); err != nil {
 			return e.state, err
 		}
@@ -264,7 +267,6 @@ func (e *enrollment) send(ctx workflow.Context, n *scenario.Node) (string, error
 			FriendID: e.in.FriendID, UserID: e.in.UserID, NodeID: n.ID, StepKey: key, Messages: n.Message.Messages,
 			BudgetMonth: g.BudgetMonth, Now: workflow.Now(ctx),
 		}).Get(ctx, &res)
-		e.prevAt = workflow.Now(ctx)
 		if err != nil {
 			// The step could not be delivered within a day: it is in the
 			// log and the history; the scenario goes on.
