@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
 
+	"github.com/stepcast/stepcast/links"
 	"github.com/stepcast/stepcast/metrics"
 	"github.com/stepcast/stepcast/models"
 	"github.com/stepcast/stepcast/scenario"
@@ -25,6 +26,8 @@ type Activities struct {
 	Store   *models.Store
 	LINE    LINE
 	Metrics *metrics.Metrics
+	// Links turns URLs in messages into tracked links; nil leaves them.
+	Links *links.Rewriter
 }
 
 // SendStepInput is one message node reached by one enrollment.
@@ -104,6 +107,14 @@ func (a *Activities) SendStep(ctx context.Context, in SendStepInput) (SendStepRe
 	msgs, err := a.personalize(ctx, ch, friend, in.Messages)
 	if err != nil {
 		return SendStepResult{}, err
+	}
+	if a.Links != nil {
+		msgs, err = a.Links.Rewrite(ctx, msgs, friend.ID, func(ctx context.Context, url string) (uint, error) {
+			return a.Store.TrackedLinkID(ctx, ch.ID, in.ScenarioID, in.NodeID, url)
+		})
+		if err != nil {
+			return SendStepResult{}, err
+		}
 	}
 
 	if err := a.waitForRate(ctx, ch); err != nil {

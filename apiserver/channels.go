@@ -65,6 +65,14 @@ type Channel struct {
 	CreatedAt      time.Time `json:"createdAt"`
 }
 
+// ChannelCreated is a new channel with its events key, shown this once.
+type ChannelCreated struct {
+	Channel
+	// EventsKey authenticates web events (X-Stepcast-Key); only its hash
+	// is kept.
+	EventsKey string `json:"eventsKey"`
+}
+
 // QuietHours are "HH:MM" clock times in the channel's time zone; they may
 // span midnight.
 type QuietHours struct {
@@ -184,7 +192,12 @@ func (s *Server) createChannel(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, toChannel(&ch))
+	key, err := s.newEventsKey(c, ch.ID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, ChannelCreated{Channel: toChannel(&ch), EventsKey: key})
 }
 
 func (s *Server) listChannels(c *gin.Context) {

@@ -148,11 +148,10 @@ func (s *Server) setRoute(c *gin.Context) {
 		s.fail(c, stepcast.Errorf(stepcast.EINVALID, "route is required"))
 		return
 	}
-	if err := s.store.SetRoute(c.Request.Context(), f.ID, req.Route, time.Now()); err != nil {
+	if err := s.enroll.SetRoute(c.Request.Context(), f, req.Route, time.Now()); err != nil {
 		s.fail(c, err)
 		return
 	}
-	f.AddRoute = req.Route
 	s.friendDetail(c, f)
 }
 
@@ -223,22 +222,7 @@ func (s *Server) recordEvent(c *gin.Context) {
 		s.fail(c, stepcast.Errorf(stepcast.EINVALID, "type %q is not an event type one can report (one of: %v)", req.Type, reportable()))
 		return
 	}
-	f, err := s.store.Friend(c.Request.Context(), ch.ID, req.UserID)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	at := time.Now()
-	if req.At != nil {
-		at = *req.At
-	}
-	props, _ := json.Marshal(req.Props)
-	ev := &models.FriendEvent{Type: req.Type, Name: req.Name, Props: string(props), At: at}
-	if err := s.enroll.Event(c.Request.Context(), f, ev); err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusCreated, gin.H{"id": ev.ID})
+	s.saveEvent(c, ch, &req)
 }
 
 func reportable() []string {

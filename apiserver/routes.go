@@ -17,12 +17,22 @@ func (s *Server) routes(r *gin.Engine) {
 
 	// LINE calls this; the channel secret's signature is the auth.
 	r.POST("/webhooks/line/:channelID", s.lineWebhook)
+	// Tracked links in messages; the signed token is the auth.
+	r.GET("/r/:token", s.redirect)
+	// The shop's site or server; the channel's events key is the auth.
+	web := r.Group("/events", cors, s.limitBody)
+	web.POST("/:channelID", s.webEvent)
+	web.OPTIONS("/:channelID")
 
 	api := r.Group("/api/v1", s.requireAdmin, s.limitBody)
 	api.POST("/channels", s.createChannel)
 	api.GET("/channels", s.listChannels)
 	api.GET("/channels/:channelID", s.getChannel)
 	api.PATCH("/channels/:channelID", s.updateChannel)
+	api.POST("/channels/:channelID/events-key", s.rotateEventsKey)
+	api.POST("/channels/:channelID/keyword-rules", s.createKeywordRule)
+	api.GET("/channels/:channelID/keyword-rules", s.listKeywordRules)
+	api.DELETE("/channels/:channelID/keyword-rules/:ruleID", s.deleteKeywordRule)
 
 	api.POST("/channels/:channelID/scenarios", s.createScenario)
 	api.GET("/channels/:channelID/scenarios", s.listScenarios)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stepcast/stepcast"
 	"github.com/stepcast/stepcast/enroll"
+	"github.com/stepcast/stepcast/links"
 	"github.com/stepcast/stepcast/metrics"
 	"github.com/stepcast/stepcast/models"
 )
@@ -38,8 +39,10 @@ type Deps struct {
 	Enroll   *enroll.Service
 	// Notify is called after webhook events were stored, to wake the
 	// inbox dispatcher.
-	Notify  func()
-	Sender  TestSender
+	Notify func()
+	Sender TestSender
+	// Links reads tracked-link tokens.
+	Links   *links.Signer
 	Metrics *metrics.Metrics
 	Log     *slog.Logger
 }
@@ -57,6 +60,7 @@ type Server struct {
 	enroll   *enroll.Service
 	notify   func()
 	sender   TestSender
+	links    *links.Signer
 	metrics  *metrics.Metrics
 	log      *slog.Logger
 }
@@ -73,7 +77,7 @@ func New(cfg Config, d Deps) *Server {
 		d.Notify = func() {}
 	}
 	return &Server{cfg: cfg, store: d.Store, temporal: d.Temporal, enroll: d.Enroll, notify: d.Notify,
-		sender: d.Sender, metrics: d.Metrics, log: d.Log}
+		sender: d.Sender, links: d.Links, metrics: d.Metrics, log: d.Log}
 }
 
 // Handler returns the HTTP handler with every route.

@@ -57,6 +57,7 @@ var knownSubcommands = []string{"api", "worker", "migrate"}
 var knownVariables = map[string]string{
 	"STEPCAST_ADMIN_TOKEN":         "bearer token of the admin API (required)",
 	"STEPCAST_PUBLIC_URL":          "external base URL of stepcast-api, for tracked links (required)",
+	"STEPCAST_LINK_SECRET":         "key that signs tracked links, the same on api and worker (required)",
 	"POSTGRES_PASSWORD":            "PostgreSQL superuser password (required)",
 	"STEPCAST_DB_PASSWORD":         "password of the stepcast database role (required)",
 	"TEMPORAL_DB_PASSWORD":         "password of the temporal database role (required)",
@@ -73,6 +74,7 @@ var knownVariables = map[string]string{
 var requiredVariables = []string{
 	"STEPCAST_ADMIN_TOKEN",
 	"STEPCAST_PUBLIC_URL",
+	"STEPCAST_LINK_SECRET",
 	"POSTGRES_PASSWORD",
 	"STEPCAST_DB_PASSWORD",
 	"TEMPORAL_DB_PASSWORD",
@@ -89,6 +91,7 @@ func requiredEnv() map[string]string {
 	return map[string]string{
 		"STEPCAST_ADMIN_TOKEN": "test-admin-token",
 		"STEPCAST_PUBLIC_URL":  testPublicURL,
+		"STEPCAST_LINK_SECRET": "test-link-secret-0123456789abcdef0123",
 		"POSTGRES_PASSWORD":    "postgres-secret",
 		"STEPCAST_DB_PASSWORD": testDBPassword,
 		"TEMPORAL_DB_PASSWORD": "temporal-db-secret",

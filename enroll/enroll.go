@@ -6,10 +6,12 @@ package enroll
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/api/enums/v1"
@@ -90,6 +92,12 @@ func (s *Service) startsOnFollow(ctx context.Context, doc *scenario.Document, f 
 // ECONFLICT a scenario that is not active, outside its period, or that the
 // friend already went through when its re-entry rule is never.
 func (s *Service) Enroll(ctx context.Context, sc *models.Scenario, version int, doc *scenario.Document, f *models.Friend) error {
+	return s.enroll(ctx, sc, version, doc, f, time.Time{})
+}
+
+// enroll starts the enrollment; a non-zero enrolledAt is the time its days
+// count from, when it is earlier than now.
+func (s *Service) enroll(ctx context.Context, sc *models.Scenario, version int, doc *scenario.Document, f *models.Friend, enrolledAt time.Time) error {
 	if sc.Status != models.ScenarioActive {
 		return stepcast.Errorf(stepcast.ECONFLICT, "scenario %q is %s, not active", sc.Key, sc.Status)
 	}
@@ -124,7 +132,7 @@ func (s *Service) Enroll(ctx context.Context, sc *models.Scenario, version int, 
 		),
 	}, workflows.EnrollmentWorkflow, workflows.EnrollmentInput{
 		ChannelID: sc.ChannelID, ScenarioID: sc.ID, ScenarioKey: sc.Key, Version: version,
-		FriendID: f.ID, UserID: f.UserID, Document: *doc,
+		FriendID: f.ID, UserID: f.UserID, Document: *doc, EnrolledAt: enrolledAt,
 	})
 	if err != nil {
 		return stepcast.Errorf(stepcast.EUNAVAILABLE, "start enrollment %s: %v", wid, err)
@@ -183,6 +191,82 @@ func (s *Service) Control(ctx context.Context, scenarioID uint, channelID uint, 
 			return nil
 		}
 	}
+}
+
+// ChatMessage applies the channel's keyword rules to a friend's chat
+// message: matching rules tag the friend. The text itself is not stored.
+func (s *Service) ChatMessage(ctx context.Context, channelID uint, userID, text string, at time.Time) error {
+	f, err := s.Store.Friend(ctx, channelID, userID)
+	if stepcast.ErrorCode(err) == stepcast.ENOTFOUND {
+		return nil // not a friend Stepcast knows (added before it ran)
+	}
+	if err != nil {
+		return err
+	}
+	rules, err := s.Store.KeywordRules(ctx, channelID)
+	if err != nil {
+		return err
+	}
+	var tags []string
+	for _, r := range rules {
+		if r.Matches(text) && !slices.Contains(tags, r.Tag) {
+			tags = append(tags, r.Tag)
+		}
+	}
+	if err := s.Store.AddTags(ctx, f.ID, tags); err != nil {
+		return err
+	}
+	props, _ := json.Marshal(map[string]string{"tags": strings.Join(tags, ",")})
+	return s.Event(ctx, f, &models.FriendEvent{Type: scenario.EventMessage, Props: string(props), At: at})
+}
+
+// Postback records a postback (a button's data) and signals it.
+func (s *Service) Postback(ctx context.Context, channelID uint, userID, data string, at time.Time) error {
+	f, err := s.Store.Friend(ctx, channelID, userID)
+	if stepcast.ErrorCode(err) == stepcast.ENOTFOUND {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.Event(ctx, f, &models.FriendEvent{Type: scenario.EventPostback, Name: data, At: at})
+}
+
+// RouteWindow is how long after a follow an add route still counts for
+// the follow's start conditions: a route set through the API a few
+// seconds or minutes after the follow webhook (the shop's page reports it
+// after the person added the account) enrolls the friend as if it had come
+// with the follow, counting the scenario's days from the follow.
+const RouteWindow = 10 * time.Minute
+
+// SetRoute records a friend's add route. Within RouteWindow of the follow,
+// scenarios that start on a follow from that route enroll the friend now.
+func (s *Service) SetRoute(ctx context.Context, f *models.Friend, route string, at time.Time) error {
+	if err := s.Store.SetRoute(ctx, f.ID, route, at); err != nil {
+		return err
+	}
+	f.AddRoute = route
+	if f.Status != models.FriendFollowing || at.Sub(f.LastFollowedAt) > RouteWindow || at.Before(f.LastFollowedAt) {
+		return nil
+	}
+	scs, err := s.Store.ActiveScenarios(ctx, f.ChannelID)
+	if err != nil {
+		return err
+	}
+	for _, sc := range scs {
+		doc, err := scenario.Parse([]byte(sc.Version.Document))
+		if err != nil {
+			return err
+		}
+		if doc.Start.Type != scenario.StartFollow || !slices.Contains(doc.Start.Routes, route) {
+			continue
+		}
+		err = s.enroll(ctx, &sc.Scenario, sc.Version.Version, doc, f, f.LastFollowedAt)
+		if err != nil && stepcast.ErrorCode(err) != stepcast.ECONFLICT {
+			return err
+		}
+	}
+	return nil
 }
 
 // RecheckChannel tells every running enrollment of a channel that its

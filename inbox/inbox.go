@@ -26,6 +26,8 @@ import (
 const (
 	TypeFollow   = "follow"
 	TypeUnfollow = "unfollow"
+	TypeMessage  = "message"
+	TypePostback = "postback"
 )
 
 // Decode turns a webhook body into inbox rows for the channel. Events
@@ -159,6 +161,27 @@ func (d *Dispatcher) apply(ctx context.Context, ev *models.WebhookEvent) error {
 		return d.Enroll.Follow(ctx, ev.ChannelID, ev.UserID, ev.Timestamp)
 	case TypeUnfollow:
 		return d.Enroll.Unfollow(ctx, ev.ChannelID, ev.UserID, ev.Timestamp)
+	case TypeMessage:
+		var m struct {
+			Message struct {
+				Type string `json:"type"`
+				Text string `json:"text"`
+			} `json:"message"`
+		}
+		if err := json.Unmarshal([]byte(ev.Payload), &m); err != nil || m.Message.Type != "text" {
+			return err
+		}
+		return d.Enroll.ChatMessage(ctx, ev.ChannelID, ev.UserID, m.Message.Text, ev.Timestamp)
+	case TypePostback:
+		var p struct {
+			Postback struct {
+				Data string `json:"data"`
+			} `json:"postback"`
+		}
+		if err := json.Unmarshal([]byte(ev.Payload), &p); err != nil {
+			return err
+		}
+		return d.Enroll.Postback(ctx, ev.ChannelID, ev.UserID, p.Postback.Data, ev.Timestamp)
 	}
 	return nil
 }

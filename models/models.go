@@ -26,6 +26,9 @@ type Channel struct {
 	// RateLimit is the most pushes a second across all workers; 0 means
 	// LINE's push limit.
 	RateLimit int
+	// EventsKeyHash is the SHA-256 of the key that the shop's site sends
+	// with web events; the key itself is shown once, when made.
+	EventsKeyHash string
 	// LineQuotaMonth is the month ("2026-11") in which LINE answered that
 	// the channel's monthly limit was reached: sends hold until the next
 	// month, or until an operator clears it.
@@ -260,6 +263,30 @@ type RateWindow struct {
 	Count     int   `gorm:"not null"`
 }
 
+// TrackedLink is a URL that a scenario's message contains. Messages carry
+// signed tokens that name a link and a friend, so the redirect can only
+// send people to URLs that a scenario itself contains.
+type TrackedLink struct {
+	ID         uint   `gorm:"primaryKey"`
+	ChannelID  uint   `gorm:"not null;uniqueIndex:idx_tracked_link"`
+	ScenarioID uint   `gorm:"not null;uniqueIndex:idx_tracked_link"`
+	NodeID     string `gorm:"not null;uniqueIndex:idx_tracked_link"`
+	URL        string `gorm:"not null;uniqueIndex:idx_tracked_link"`
+	CreatedAt  time.Time
+}
+
+// KeywordRule tags friends whose chat message matches a keyword.
+type KeywordRule struct {
+	ID        uint   `gorm:"primaryKey"`
+	ChannelID uint   `gorm:"not null;index"`
+	Keyword   string `gorm:"not null"`
+	// Exact matches the whole message; otherwise the keyword anywhere in
+	// it. Both ignore case.
+	Exact     bool
+	Tag       string `gorm:"not null"`
+	CreatedAt time.Time
+}
+
 // Step event kinds, for statistics.
 const (
 	StepVisit = "visit" // a branch, split or wait_event node decided; Outcome is the path
@@ -283,5 +310,6 @@ type StepEvent struct {
 func All() []any {
 	return []any{&Channel{}, &Friend{}, &Scenario{}, &ScenarioVersion{}, &Enrollment{}, &Delivery{}, &WebhookEvent{},
 		&FriendTag{}, &ChannelTag{}, &FriendEvent{}, &Audience{}, &AudienceMember{},
-		&ChannelUsage{}, &RateWindow{}, &StepEvent{}}
+		&ChannelUsage{}, &RateWindow{}, &StepEvent{},
+		&TrackedLink{}, &KeywordRule{}}
 }

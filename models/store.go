@@ -101,7 +101,7 @@ func dbError(err error, what string) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, gorm.ErrRecordNotFound):
+	case errors.Is(err, gorm.ErrRecordNotFound), errors.Is(err, errNotFound):
 		return stepcast.Errorf(stepcast.ENOTFOUND, "%s not found", what)
 	case errors.Is(err, gorm.ErrDuplicatedKey):
 		return stepcast.Errorf(stepcast.ECONFLICT, "%s already exists", what)
@@ -123,3 +123,6 @@ func (p Page) apply(db *gorm.DB) *gorm.DB {
 	}
 	return db.Limit(limit).Offset(p.Offset)
 }
+
+// errNotFound marks a missing row found without a query that says so.
+var errNotFound = errors.New("not found")

@@ -56,6 +56,9 @@ type EnrollmentInput struct {
 	FriendID    uint
 	UserID      string
 	Document    scenario.Document
+	// EnrolledAt, when set and earlier than the start, is when the
+	// scenario's days count from (a follow whose add route came later).
+	EnrolledAt time.Time `json:",omitempty"`
 }
 
 // EventUnfollow is the friend event of a block.

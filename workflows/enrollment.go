@@ -55,6 +55,9 @@ func newEnrollment(ctx workflow.Context, in EnrollmentInput) (*enrollment, error
 		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("time zone: %v", err), "InvalidScenario", err)
 	}
 	now := workflow.Now(ctx)
+	if !in.EnrolledAt.IsZero() && in.EnrolledAt.Before(now) {
+		now = in.EnrolledAt
+	}
 	e := &enrollment{
 		in:      in,
 		doc:     &in.Document,

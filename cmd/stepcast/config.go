@@ -21,6 +21,7 @@ type config struct {
 	AdminToken        string // STEPCAST_ADMIN_TOKEN
 	LineAPIBaseURL    string // LINE_API_BASE_URL
 	PublicURL         string // STEPCAST_PUBLIC_URL
+	LinkSecret        string // STEPCAST_LINK_SECRET
 	LogLevel          string // STEPCAST_LOG_LEVEL
 	LogFormat         string // STEPCAST_LOG_FORMAT
 	MaxWebhookBytes   int64  // STEPCAST_MAX_WEBHOOK_BYTES
@@ -49,7 +50,8 @@ var envVars = []envVar{
 	{"STEPCAST_TASK_QUEUE", "stepcast", "Temporal task queue of the enrollment workflows."},
 	{"STEPCAST_ADMIN_TOKEN", "", "Bearer token of the admin API. Required by api; dev mode uses dev-admin-token when empty."},
 	{"LINE_API_BASE_URL", "https://api.line.me", "LINE Messaging API base URL. In dev mode, when unset, the built-in fake LINE server is used."},
-	{"STEPCAST_PUBLIC_URL", "http://localhost:8080", "Externally reachable base URL of the API server."},
+	{"STEPCAST_PUBLIC_URL", "http://localhost:8080", "Externally reachable base URL of the API server: tracked links in messages point to it."},
+	{"STEPCAST_LINK_SECRET", "", "Key that signs tracked-link tokens; required by api and worker (the same value on both), at least 32 characters. Dev mode uses a fixed development key when empty."},
 	{"STEPCAST_LOG_LEVEL", "info", "debug, info, warn or error."},
 	{"STEPCAST_LOG_FORMAT", "json", "json or text (dev mode defaults to text)."},
 	{"STEPCAST_MAX_WEBHOOK_BYTES", "1048576", "Largest LINE webhook body accepted; larger ones get 413."},
@@ -81,7 +83,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		TaskQueue:         get("STEPCAST_TASK_QUEUE"),
 		AdminToken:        get("STEPCAST_ADMIN_TOKEN"),
 		LineAPIBaseURL:    get("LINE_API_BASE_URL"),
-		PublicURL:         get("STEPCAST_PUBLIC_URL"),
+		PublicURL:         strings.TrimRight(get("STEPCAST_PUBLIC_URL"), "/"),
+		LinkSecret:        get("STEPCAST_LINK_SECRET"),
 		LogLevel:          get("STEPCAST_LOG_LEVEL"),
 		LogFormat:         get("STEPCAST_LOG_FORMAT"),
 		TemporalBin:       get("STEPCAST_TEMPORAL_BIN"),

@@ -35,6 +35,8 @@ func devDefaults(getenv func(string) string) func(string) string {
 			return "text"
 		case "STEPCAST_ADMIN_TOKEN":
 			return devAdminToken
+		case "STEPCAST_LINK_SECRET":
+			return "dev-link-secret-not-for-production-use"
 		}
 		return ""
 	}

@@ -67,10 +67,12 @@ func startSystem(t *testing.T, opts ...sysOpt) *system {
 		"STEPCAST_HTTP_ADDR":        freeAddr(t),
 		"STEPCAST_WORKER_HTTP_ADDR": freeAddr(t),
 		"STEPCAST_LOG_LEVEL":        "warn",
+		"STEPCAST_LINK_SECRET":      "e2e-link-secret-0123456789abcdef0123",
 	}
 	for _, o := range opts {
 		o(env)
 	}
+	env["STEPCAST_PUBLIC_URL"] = "http://" + env["STEPCAST_HTTP_ADDR"]
 	getenv := func(k string) string { return env[k] }
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := run(ctx, []string{"migrate"}, getenv, io.Discard, io.Discard); err != nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/stepcast/stepcast/apiserver"
 	"github.com/stepcast/stepcast/enroll"
 	"github.com/stepcast/stepcast/inbox"
+	"github.com/stepcast/stepcast/links"
 	"github.com/stepcast/stepcast/metrics"
 	"github.com/stepcast/stepcast/models"
 	"github.com/stepcast/stepcast/worker"
@@ -105,6 +106,9 @@ type deps struct {
 }
 
 func connect(ctx context.Context, cfg config, log *slog.Logger) (*deps, error) {
+	if len(cfg.LinkSecret) < 32 {
+		return nil, errors.New("STEPCAST_LINK_SECRET must be set, at least 32 characters, the same on api and worker: it signs tracked links")
+	}
 	d := &deps{cfg: cfg, log: log, metrics: metrics.New()}
 	var err error
 	if d.store, err = models.Open(cfg.DatabaseURL, cfg.SQLitePath, log); err != nil {
@@ -132,14 +136,17 @@ func (d *deps) api() (*apiserver.Server, *inbox.Dispatcher) {
 	disp := inbox.NewDispatcher(d.store, svc, d.metrics, d.log)
 	srv := apiserver.New(apiserver.Config{AdminToken: d.cfg.AdminToken, MaxWebhookBytes: d.cfg.MaxWebhookBytes}, apiserver.Deps{
 		Store: d.store, Temporal: d.temporal, Enroll: svc, Notify: disp.Notify,
-		Sender:  &activities.TestSender{Store: d.store, LINE: d.lineClient()},
-		Metrics: d.metrics, Log: d.log,
+		Sender: &activities.TestSender{Store: d.store, LINE: d.lineClient()},
+		Links:  d.signer(), Metrics: d.metrics, Log: d.log,
 	})
 	return srv, disp
 }
 
+func (d *deps) signer() *links.Signer { return &links.Signer{Secret: []byte(d.cfg.LinkSecret)} }
+
 func (d *deps) worker() sdkworker.Worker {
-	acts := &activities.Activities{Store: d.store, LINE: d.lineClient(), Metrics: d.metrics}
+	acts := &activities.Activities{Store: d.store, LINE: d.lineClient(), Metrics: d.metrics,
+		Links: &links.Rewriter{Signer: d.signer(), BaseURL: d.cfg.PublicURL}}
 	return worker.New(d.temporal, d.cfg.TaskQueue, acts, sdkworker.Options{})
 }
 
