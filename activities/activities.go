@@ -28,6 +28,8 @@ type Activities struct {
 	Metrics *metrics.Metrics
 	// Links turns URLs in messages into tracked links; nil leaves them.
 	Links *links.Rewriter
+	// Enroller runs bulk enrollments.
+	Enroller Enroller
 }
 
 // SendStepInput is one message node reached by one enrollment.

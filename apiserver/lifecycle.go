@@ -2,11 +2,13 @@ package apiserver
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.temporal.io/api/serviceerror"
 
 	"github.com/stepcast/stepcast"
 	"github.com/stepcast/stepcast/models"
@@ -231,4 +233,35 @@ func (s *Server) getEnrollment(c *gin.Context) {
 		}
 	}
 	c.JSON(http.StatusOK, out)
+}
+
+// audienceEnrollment shows the progress of the bulk job that enrolls an
+// audience-start scenario's existing members, for its latest version.
+func (s *Server) audienceEnrollment(c *gin.Context) {
+	sc, err := s.scenario(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if sc.Version == 0 {
+		s.fail(c, stepcast.Errorf(stepcast.ENOTFOUND, "scenario %d has not been published", sc.ID))
+		return
+	}
+	wid := workflows.AudienceEnrollmentWorkflowID(sc.ChannelID, sc.Key, sc.Version)
+	v, err := s.temporal.QueryWorkflow(c.Request.Context(), wid, "", workflows.QueryProgress)
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		s.fail(c, stepcast.Errorf(stepcast.ENOTFOUND, "scenario %d version %d has no audience enrollment (its start is not an audience)", sc.ID, sc.Version))
+		return
+	}
+	if err != nil {
+		s.fail(c, stepcast.Errorf(stepcast.EUNAVAILABLE, "query %s: %v", wid, err))
+		return
+	}
+	var p workflows.BulkProgress
+	if err := v.Get(&p); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"workflowId": wid, "version": sc.Version, "progress": p})
 }

@@ -204,12 +204,17 @@ func (s *Server) publishScenario(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if _, _, err := s.document(c, sc.ChannelID, json.RawMessage(sc.Draft)); err != nil {
+	doc, _, err := s.document(c, sc.ChannelID, json.RawMessage(sc.Draft))
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	v, err := s.store.Publish(c.Request.Context(), sc.ID, sc.Draft, time.Now())
 	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.enroll.StartAudienceEnrollment(c.Request.Context(), sc, v.Version, doc); err != nil {
 		s.fail(c, err)
 		return
 	}

@@ -269,6 +269,71 @@ func (s *Service) SetRoute(ctx context.Context, f *models.Friend, route string, 
 	return nil
 }
 
+var _ activities.Enroller = (*Service)(nil)
+
+// EnrollAudienceMembers enrolls those of the friends who are in the
+// scenario's start audience, in the given version.
+func (s *Service) EnrollAudienceMembers(ctx context.Context, scenarioID uint, version int, friendIDs []uint) (int, string, error) {
+	sc, err := s.Store.Scenario(ctx, scenarioID)
+	if err != nil {
+		return 0, "", err
+	}
+	if sc.Status != models.ScenarioActive {
+		return 0, sc.Status, nil
+	}
+	v, err := s.Store.ScenarioVersion(ctx, scenarioID, version)
+	if err != nil {
+		return 0, "", err
+	}
+	doc, err := scenario.Parse([]byte(v.Document))
+	if err != nil {
+		return 0, "", err
+	}
+	facts := &activities.Activities{Store: s.Store}
+	enrolled := 0
+	for _, id := range friendIDs {
+		f, err := s.Store.FriendByID(ctx, id)
+		if err != nil {
+			return enrolled, sc.Status, err
+		}
+		in, err := facts.InAudience(ctx, sc.ChannelID, doc.Start.Audience, f, 0)
+		if err != nil {
+			return enrolled, sc.Status, err
+		}
+		if !in {
+			continue
+		}
+		switch err := s.Enroll(ctx, sc, version, doc, f); {
+		case err == nil:
+			enrolled++
+		case stepcast.ErrorCode(err) != stepcast.ECONFLICT:
+			return enrolled, sc.Status, err
+		}
+	}
+	return enrolled, sc.Status, nil
+}
+
+// StartAudienceEnrollment starts the bulk job that enrolls the existing
+// members of an audience-start scenario's audience, once per version.
+func (s *Service) StartAudienceEnrollment(ctx context.Context, sc *models.Scenario, version int, doc *scenario.Document) error {
+	if doc.Start.Type != scenario.StartAudience {
+		return nil
+	}
+	wid := workflows.AudienceEnrollmentWorkflowID(sc.ChannelID, sc.Key, version)
+	_, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: wid, TaskQueue: s.TaskQueue,
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+	}, workflows.AudienceEnrollmentWorkflow, workflows.AudienceEnrollmentInput{
+		ChannelID: sc.ChannelID, ScenarioID: sc.ID, Version: version, PerSecond: doc.Start.EnrollRate,
+	})
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if err != nil && !errors.As(err, &started) {
+		return stepcast.Errorf(stepcast.EUNAVAILABLE, "start %s: %v", wid, err)
+	}
+	return nil
+}
+
 // RecheckChannel tells every running enrollment of a channel that its
 // delivery settings changed, so steps held for the budget ask again.
 func (s *Service) RecheckChannel(ctx context.Context, channelID uint) error {

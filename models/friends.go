@@ -109,3 +109,12 @@ func (s *Store) Friends(ctx context.Context, f FriendFilter, p Page) ([]Friend, 
 	err := p.apply(q.Order("id DESC")).Find(&fs).Error
 	return fs, dbError(err, "friends")
 }
+
+// FollowingFriendIDs returns up to limit IDs of the channel's following
+// friends after afterID, in ID order.
+func (s *Store) FollowingFriendIDs(ctx context.Context, channelID, afterID uint, limit int) ([]uint, error) {
+	var ids []uint
+	err := s.DB.WithContext(ctx).Model(&Friend{}).Where("channel_id = ? AND status = ? AND id > ?", channelID, FriendFollowing, afterID).
+		Order("id").Limit(limit).Pluck("id", &ids).Error
+	return ids, dbError(err, "friends")
+}

@@ -106,6 +106,9 @@ type Start struct {
 	Audience string `json:"audience,omitempty"`
 	// Reentry is never (default) or after_exit.
 	Reentry string `json:"reentry,omitempty"`
+	// EnrollRate is how many existing friends an audience start checks a
+	// second when it is published (default 20).
+	EnrollRate int `json:"enrollRate,omitempty"`
 }
 
 // Node is one step of the graph. Type says which of the kind-specific fields

@@ -108,6 +108,12 @@ func (d *Document) validateStart(ps *problems, k Known) {
 			ps.add(fmt.Sprintf("start.routes[%d]", i), "is empty")
 		}
 	}
+	if d.Start.EnrollRate < 0 || d.Start.EnrollRate > 1000 {
+		ps.add("start.enrollRate", "must be 0 (the default) to 1000 friends a second")
+	}
+	if d.Start.EnrollRate != 0 && d.Start.Type != StartAudience {
+		ps.add("start.enrollRate", "only an audience start enrolls existing friends")
+	}
 	switch d.Start.Reentry {
 	case "", ReentryNever, ReentryAfterExit:
 	default:

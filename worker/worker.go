@@ -77,6 +77,7 @@ func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace st
 func New(c client.Client, taskQueue string, acts *activities.Activities, opts worker.Options) worker.Worker {
 	w := worker.New(c, taskQueue, opts)
 	w.RegisterWorkflowWithOptions(workflows.Enrollment, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow})
+	w.RegisterWorkflowWithOptions(workflows.AudienceEnrollment, workflow.RegisterOptions{Name: workflows.AudienceEnrollmentWorkflow})
 	w.RegisterActivity(acts)
 	return w
 }

@@ -130,9 +130,13 @@ func (d *deps) lineClient() *activities.LineClient {
 	return &activities.LineClient{Endpoint: d.cfg.LineAPIBaseURL, HTTP: &http.Client{Timeout: 20 * time.Second}}
 }
 
+func (d *deps) enroll() *enroll.Service {
+	return &enroll.Service{Store: d.store, Temporal: d.temporal, TaskQueue: d.cfg.TaskQueue, Metrics: d.metrics, Log: d.log}
+}
+
 // api returns the API server and the inbox dispatcher behind it.
 func (d *deps) api() (*apiserver.Server, *inbox.Dispatcher) {
-	svc := &enroll.Service{Store: d.store, Temporal: d.temporal, TaskQueue: d.cfg.TaskQueue, Metrics: d.metrics, Log: d.log}
+	svc := d.enroll()
 	disp := inbox.NewDispatcher(d.store, svc, d.metrics, d.log)
 	srv := apiserver.New(apiserver.Config{AdminToken: d.cfg.AdminToken, MaxWebhookBytes: d.cfg.MaxWebhookBytes}, apiserver.Deps{
 		Store: d.store, Temporal: d.temporal, Enroll: svc, Notify: disp.Notify,
@@ -146,7 +150,7 @@ func (d *deps) signer() *links.Signer { return &links.Signer{Secret: []byte(d.cf
 
 func (d *deps) worker() sdkworker.Worker {
 	acts := &activities.Activities{Store: d.store, LINE: d.lineClient(), Metrics: d.metrics,
-		Links: &links.Rewriter{Signer: d.signer(), BaseURL: d.cfg.PublicURL}}
+		Links: &links.Rewriter{Signer: d.signer(), BaseURL: d.cfg.PublicURL}, Enroller: d.enroll()}
 	return worker.New(d.temporal, d.cfg.TaskQueue, acts, sdkworker.Options{})
 }
 

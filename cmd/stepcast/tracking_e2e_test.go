@@ -107,7 +107,7 @@ func TestWebEvents(t *testing.T) {
 	s.publish(ch, "cart", map[string]any{"name": "Cart", "start": map[string]any{"type": "follow"},
 		"nodes": []any{
 			map[string]any{"id": "buy?", "type": "wait_event", "waitEvent": map[string]any{
-				"event": map[string]any{"type": "purchase", "props": []any{map[string]any{"key": "amount", "op": "gte", "value": "3000"}}},
+				"event":   map[string]any{"type": "purchase", "props": []any{map[string]any{"key": "amount", "op": "gte", "value": "3000"}}},
 				"timeout": map[string]any{"after": "1h"}, "onEvent": "thanks"}},
 			msgNode("thanks", "Thank you for your order", ""),
 		}})
