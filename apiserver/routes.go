@@ -48,6 +48,7 @@ func (s *Server) routes(r *gin.Engine) {
 	api.POST("/scenarios/:scenarioID/preview", s.previewScenario)
 	api.POST("/scenarios/:scenarioID/test-send", s.testSend)
 	api.GET("/scenarios/:scenarioID/audience-enrollment", s.audienceEnrollment)
+	api.GET("/scenarios/:scenarioID/stats", s.scenarioStats)
 
 	api.GET("/channels/:channelID/friends", s.listFriends)
 	api.GET("/channels/:channelID/friends/:userID", s.getFriend)

@@ -9,8 +9,12 @@ package inbox
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"os"
+	"sync"
 	"time"
 
 	"github.com/line/line-bot-sdk-go/v8/linebot/webhook"
@@ -71,7 +75,9 @@ func Decode(channelID uint, body []byte, now time.Time) ([]models.WebhookEvent, 
 	return out, nil
 }
 
-// Dispatcher applies inbox events in the order they arrived.
+// Dispatcher applies inbox events. One friend's events are applied in the
+// order they arrived; different friends' events in parallel, since each
+// follow waits on Temporal to start its workflows.
 type Dispatcher struct {
 	Store   *models.Store
 	Enroll  *enroll.Service
@@ -82,13 +88,24 @@ type Dispatcher struct {
 	Poll time.Duration
 	// BatchSize bounds one read of the inbox.
 	BatchSize int
+	// Lanes is how many friends' events are applied at once.
+	Lanes int
+	// Holder names this dispatcher in the lease that lets only one of
+	// several API replicas dispatch at a time.
+	Holder string
 
 	wake chan struct{}
 }
 
-// NewDispatcher returns a dispatcher with default timings.
+// leaseTTL is how long a dispatcher's lease lasts without renewal: a
+// replica that dies hands the inbox over after this.
+const leaseTTL = 15 * time.Second
+
+// NewDispatcher returns a dispatcher with default settings.
 func NewDispatcher(store *models.Store, svc *enroll.Service, m *metrics.Metrics, log *slog.Logger) *Dispatcher {
-	return &Dispatcher{Store: store, Enroll: svc, Metrics: m, Log: log, Poll: time.Second, BatchSize: 100, wake: make(chan struct{}, 1)}
+	host, _ := os.Hostname()
+	return &Dispatcher{Store: store, Enroll: svc, Metrics: m, Log: log, Poll: time.Second, BatchSize: 500, Lanes: 16,
+		Holder: fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()), wake: make(chan struct{}, 1)}
 }
 
 // Notify wakes the dispatcher after new events were stored.
@@ -102,7 +119,7 @@ func (d *Dispatcher) Notify() {
 // Run applies events until ctx ends.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	for {
-		n, err := d.drain(ctx)
+		n, err := d.drainIfLeader(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -121,8 +138,18 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 }
 
-// drain applies pending events in order and stops at the first failure, so a
-// friend's later events never overtake an earlier one that failed.
+func (d *Dispatcher) drainIfLeader(ctx context.Context) (int, error) {
+	ok, err := d.Store.AcquireLease(ctx, "inbox", d.Holder, leaseTTL)
+	if err != nil || !ok {
+		return 0, err
+	}
+	return d.drain(ctx)
+}
+
+// drain applies a batch of pending events. Each friend's events go to one
+// lane, in order; a lane stops at its first failure, so a friend's later
+// events never overtake an earlier one that failed, and the next drain
+// starts again from the failed one.
 func (d *Dispatcher) drain(ctx context.Context) (int, error) {
 	backlog, err := d.Store.WebhookBacklog(ctx)
 	if err != nil {
@@ -138,6 +165,41 @@ func (d *Dispatcher) drain(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	lanes := max(d.Lanes, 1)
+	byLane := make([][]models.WebhookEvent, lanes)
+	for _, ev := range events {
+		h := fnv.New32a()
+		h.Write([]byte(ev.UserID))
+		k := int(h.Sum32() % uint32(lanes))
+		byLane[k] = append(byLane[k], ev)
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		applied int
+		errs    []error
+	)
+	for _, lane := range byLane {
+		if len(lane) == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := d.applyInOrder(ctx, lane)
+			mu.Lock()
+			applied += n
+			if err != nil {
+				errs = append(errs, err)
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return applied, errors.Join(errs...)
+}
+
+func (d *Dispatcher) applyInOrder(ctx context.Context, events []models.WebhookEvent) (int, error) {
 	for i, ev := range events {
 		if err := d.apply(ctx, &ev); err != nil {
 			if ctx.Err() == nil {

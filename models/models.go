@@ -287,6 +287,14 @@ type KeywordRule struct {
 	CreatedAt time.Time
 }
 
+// Lease lets one of several processes do a job (dispatch the webhook
+// inbox) at a time; it expires unless renewed, so a dead holder hands it on.
+type Lease struct {
+	Name      string    `gorm:"primaryKey"`
+	Holder    string    `gorm:"not null"`
+	ExpiresAt time.Time `gorm:"not null"`
+}
+
 // Step event kinds, for statistics.
 const (
 	StepVisit = "visit" // a branch, split or wait_event node decided; Outcome is the path
@@ -311,5 +319,5 @@ func All() []any {
 	return []any{&Channel{}, &Friend{}, &Scenario{}, &ScenarioVersion{}, &Enrollment{}, &Delivery{}, &WebhookEvent{},
 		&FriendTag{}, &ChannelTag{}, &FriendEvent{}, &Audience{}, &AudienceMember{},
 		&ChannelUsage{}, &RateWindow{}, &StepEvent{},
-		&TrackedLink{}, &KeywordRule{}}
+		&TrackedLink{}, &KeywordRule{}, &Lease{}}
 }

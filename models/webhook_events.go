@@ -52,3 +52,19 @@ func (s *Store) WebhookBacklog(ctx context.Context) (int64, error) {
 	err := s.DB.WithContext(ctx).Model(&WebhookEvent{}).Where("processed_at IS NULL").Count(&n).Error
 	return n, dbError(err, "webhook backlog")
 }
+
+// AcquireLease takes or renews the named lease for holder; it reports
+// false while another holder's lease has not expired.
+func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	now := time.Now().UTC()
+	db := s.DB.WithContext(ctx)
+	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&Lease{Name: name, Holder: holder, ExpiresAt: now.Add(ttl)}).Error; err != nil {
+		return false, dbError(err, "lease")
+	}
+	res := db.Model(&Lease{}).Where("name = ? AND (holder = ? OR expires_at < ?)", name, holder, now).
+		Updates(map[string]any{"holder": holder, "expires_at": now.Add(ttl)})
+	if res.Error != nil {
+		return false, dbError(res.Error, "lease")
+	}
+	return res.RowsAffected == 1, nil
+}
