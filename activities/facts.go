@@ -16,6 +16,9 @@ type LoadFactsInput struct {
 	ChannelID uint
 	FriendID  uint
 	scenario.Needs
+	// Now is the workflow's time: audience windows are judged at it, as
+	// the branch's own conditions are.
+	Now time.Time
 }
 
 // LoadFacts reads what conditions are evaluated on, as the database has it
@@ -26,10 +29,10 @@ func (a *Activities) LoadFacts(ctx context.Context, in LoadFactsInput) (scenario
 	if err != nil {
 		return scenario.Facts{}, err
 	}
-	return a.facts(ctx, in.ChannelID, f, in.Needs, 0)
+	return a.facts(ctx, in.ChannelID, f, in.Needs, in.Now, 0)
 }
 
-func (a *Activities) facts(ctx context.Context, channelID uint, f *models.Friend, needs scenario.Needs, depth int) (scenario.Facts, error) {
+func (a *Activities) facts(ctx context.Context, channelID uint, f *models.Friend, needs scenario.Needs, now time.Time, depth int) (scenario.Facts, error) {
 	facts := scenario.Facts{Attributes: f.AttributeMap(), Route: f.AddRoute}
 	var err error
 	if facts.Tags, err = a.Store.FriendTags(ctx, f.ID); err != nil {
@@ -47,7 +50,7 @@ func (a *Activities) facts(ctx context.Context, channelID uint, f *models.Friend
 	if len(needs.Audiences) > 0 {
 		facts.Audiences = map[string]bool{}
 		for _, key := range needs.Audiences {
-			in, err := a.InAudience(ctx, channelID, key, f, depth)
+			in, err := a.InAudience(ctx, channelID, key, f, now, depth)
 			if err != nil {
 				return facts, err
 			}
@@ -68,8 +71,8 @@ func ToEvent(ev *models.FriendEvent) scenario.Event {
 
 // InAudience evaluates audience membership live: an uploaded audience
 // holds its listed user IDs; any other is its rule evaluated on the
-// friend's facts now.
-func (a *Activities) InAudience(ctx context.Context, channelID uint, key string, f *models.Friend, depth int) (bool, error) {
+// friend's facts at now (the current time when zero).
+func (a *Activities) InAudience(ctx context.Context, channelID uint, key string, f *models.Friend, now time.Time, depth int) (bool, error) {
 	aud, err := a.Store.Audience(ctx, channelID, key)
 	if err != nil {
 		return false, err
@@ -84,10 +87,12 @@ func (a *Activities) InAudience(ctx context.Context, channelID uint, key string,
 	if err := json.Unmarshal([]byte(aud.Rule), &rule); err != nil {
 		return false, fmt.Errorf("audience %q rule: %w", key, err)
 	}
-	now := time.Now().UTC()
+	if now.IsZero() {
+		now = time.Now().UTC()
+	}
 	var needs scenario.Needs
 	rule.Needs(&needs, now, f.FirstFollowedAt)
-	facts, err := a.facts(ctx, channelID, f, needs, depth+1)
+	facts, err := a.facts(ctx, channelID, f, needs, now, depth+1)
 	if err != nil {
 		return false, err
 	}

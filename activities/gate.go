@@ -75,7 +75,7 @@ func (a *Activities) gate(ctx context.Context, in GateInput) (GateResult, error)
 		return res, nil
 	}
 	if in.ExitAudience != "" {
-		if res.InExitAudience, err = a.InAudience(ctx, in.ChannelID, in.ExitAudience, f, 0); err != nil || res.InExitAudience {
+		if res.InExitAudience, err = a.InAudience(ctx, in.ChannelID, in.ExitAudience, f, in.Now, 0); err != nil || res.InExitAudience {
 			return res, err
 		}
 	}

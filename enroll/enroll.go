@@ -80,7 +80,7 @@ func (s *Service) startsOnFollow(ctx context.Context, doc *scenario.Document, f 
 		return len(doc.Start.Routes) == 0 || slices.Contains(doc.Start.Routes, f.AddRoute), nil
 	case scenario.StartAudience:
 		acts := &activities.Activities{Store: s.Store}
-		return acts.InAudience(ctx, f.ChannelID, doc.Start.Audience, f, 0)
+		return acts.InAudience(ctx, f.ChannelID, doc.Start.Audience, f, time.Time{}, 0)
 	}
 	return false, nil
 }
@@ -296,7 +296,7 @@ func (s *Service) EnrollAudienceMembers(ctx context.Context, scenarioID uint, ve
 		if err != nil {
 			return enrolled, sc.Status, err
 		}
-		in, err := facts.InAudience(ctx, sc.ChannelID, doc.Start.Audience, f, 0)
+		in, err := facts.InAudience(ctx, sc.ChannelID, doc.Start.Audience, f, time.Time{}, 0)
 		if err != nil {
 			return enrolled, sc.Status, err
 		}

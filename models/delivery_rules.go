@@ -54,23 +54,24 @@ func (s *Store) Usage(ctx context.Context, channelID uint, month string) (int64,
 	return u.Used, dbError(err, "usage")
 }
 
-// PushesSince counts a friend's sent deliveries since t and returns the
-// oldest one's time.
+// PushesSince counts a friend's deliveries sent after t (a rolling window
+// (t, now]) and returns the oldest one's time.
 func (s *Store) PushesSince(ctx context.Context, friendID uint, t time.Time) (int64, time.Time, error) {
-	var row struct {
-		N      int64
-		Oldest *time.Time
-	}
-	err := s.DB.WithContext(ctx).Model(&Delivery{}).Select("count(*) AS n, min(sent_at) AS oldest").
-		Where("friend_id = ? AND status = ? AND sent_at >= ?", friendID, DeliverySent, t.UTC()).Scan(&row).Error
-	if err != nil {
+	q := s.DB.WithContext(ctx).Model(&Delivery{}).Where("friend_id = ? AND status = ? AND sent_at > ?", friendID, DeliverySent, t.UTC())
+	var n int64
+	if err := q.Count(&n).Error; err != nil {
 		return 0, time.Time{}, dbError(err, "recent deliveries")
 	}
-	var oldest time.Time
-	if row.Oldest != nil {
-		oldest = *row.Oldest
+	if n == 0 {
+		return 0, time.Time{}, nil
 	}
-	return row.N, oldest, nil
+	var oldest Delivery
+	err := s.DB.WithContext(ctx).Where("friend_id = ? AND status = ? AND sent_at > ?", friendID, DeliverySent, t.UTC()).
+		Order("sent_at").Limit(1).Find(&oldest).Error
+	if err != nil || oldest.SentAt == nil {
+		return 0, time.Time{}, dbError(err, "recent deliveries")
+	}
+	return n, *oldest.SentAt, nil
 }
 
 // TakeRateToken counts one push in the channel's current second and reports

@@ -85,9 +85,13 @@ type EventCond struct {
 	Type string `json:"type"`
 	// Name matches a custom event's name or a postback's data.
 	Name string `json:"name,omitempty"`
-	// Node matches clicks and postbacks from this node of the scenario.
-	Node  string     `json:"node,omitempty"`
-	Props []PropCond `json:"props,omitempty"`
+	// Node matches clicks and deliveries of this node of the scenario.
+	Node string `json:"node,omitempty"`
+	// Scenario names the scenario (its key) whose node is meant; empty
+	// means the scenario being run. An audience's rule, which runs in no
+	// scenario, names it to narrow to one scenario's steps.
+	Scenario string     `json:"scenario,omitempty"`
+	Props    []PropCond `json:"props,omitempty"`
 	// Within is the window back from now, a duration such as "72h";
 	// empty means since the enrollment started.
 	Within string `json:"within,omitempty"`
@@ -179,7 +183,14 @@ func (e *EventCond) Matches(ev *Event, scenarioKey string) bool {
 	if e.Name != "" && e.Name != ev.Name {
 		return false
 	}
-	if e.Node != "" && (e.Node != ev.Node || ev.ScenarioKey != scenarioKey) {
+	if e.Node != "" && e.Node != ev.Node {
+		return false
+	}
+	want := e.Scenario
+	if want == "" && e.Node != "" {
+		want = scenarioKey
+	}
+	if want != "" && ev.ScenarioKey != want {
 		return false
 	}
 	for _, p := range e.Props {

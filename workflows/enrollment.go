@@ -43,10 +43,8 @@ type enrollment struct {
 	// prevAt is when the previous node finished: the base of "from: previous".
 	prevAt time.Time
 	// exit is set when something ends the enrollment early.
-	exit string
-	// lastEvent is the latest event received; a wait_event node checks it.
-	lastEvent *scenario.Event
-	steps     int
+	exit  string
+	steps int
 }
 
 func newEnrollment(ctx workflow.Context, in EnrollmentInput) (*enrollment, error) {
@@ -216,7 +214,6 @@ func (e *enrollment) drain(ctx workflow.Context) {
 }
 
 func (e *enrollment) handle(ev FriendEvent) {
-	e.lastEvent = &ev
 	if ev.Type == EventUnfollow {
 		e.exit = ExitBlocked
 		return
@@ -345,11 +342,10 @@ func (e *enrollment) hold(ctx workflow.Context, reason string, until time.Time) 
 	defer cancel()
 	done := false
 	sel := workflow.NewSelector(ctx)
-	if d := until.Sub(workflow.Now(ctx)); d > 0 {
-		sel.AddFuture(workflow.NewTimer(timerCtx, d), func(workflow.Future) { done = true })
-	} else {
-		done = true
-	}
+	// Never ask the gate again without time passing: a hold whose end is
+	// already here waits a second, so a gate that holds again cannot spin.
+	d := max(until.Sub(workflow.Now(ctx)), time.Second)
+	sel.AddFuture(workflow.NewTimer(timerCtx, d), func(workflow.Future) { done = true })
 	sel.AddReceive(e.events, func(c workflow.ReceiveChannel, _ bool) {
 		var ev FriendEvent
 		c.Receive(ctx, &ev)
@@ -385,7 +381,7 @@ func (e *enrollment) branch(ctx workflow.Context, n *scenario.Node) (string, str
 	}
 	var facts scenario.Facts
 	err := workflow.ExecuteLocalActivity(localCtx(ctx), a.LoadFacts, activities.LoadFactsInput{
-		ChannelID: e.in.ChannelID, FriendID: e.in.FriendID, Needs: needs}).Get(ctx, &facts)
+		ChannelID: e.in.ChannelID, FriendID: e.in.FriendID, Needs: needs, Now: now}).Get(ctx, &facts)
 	if err != nil {
 		return "", "", err
 	}
