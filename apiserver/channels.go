@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -21,6 +22,9 @@ type ChannelRequest struct {
 	AccessToken   string `json:"accessToken"`
 	TimeZone      string `json:"timeZone"`
 	MonthlyBudget int64  `json:"monthlyBudget"`
+	// AddFriendURL is the account's add-friend link, where tracked
+	// add-route links send people.
+	AddFriendURL string `json:"addFriendUrl"`
 }
 
 func (r *ChannelRequest) validate() error {
@@ -42,6 +46,9 @@ func (r *ChannelRequest) validate() error {
 	if r.MonthlyBudget < 0 {
 		ps = append(ps, stepcast.Problem{Path: "monthlyBudget", Message: "must not be negative"})
 	}
+	if r.AddFriendURL != "" && !strings.HasPrefix(r.AddFriendURL, "https://") {
+		ps = append(ps, stepcast.Problem{Path: "addFriendUrl", Message: "must be an https URL such as https://line.me/R/ti/p/@yourid"})
+	}
 	if len(ps) > 0 {
 		return &stepcast.Error{Code: stepcast.EINVALID, Message: "channel is not valid", Problems: ps}
 	}
@@ -55,6 +62,7 @@ type Channel struct {
 	LineChannelID string      `json:"lineChannelId"`
 	TimeZone      string      `json:"timeZone"`
 	MonthlyBudget int64       `json:"monthlyBudget"`
+	AddFriendURL  string      `json:"addFriendUrl,omitempty"`
 	QuietHours    *QuietHours `json:"quietHours,omitempty"`
 	FrequencyCap  int         `json:"frequencyCap"`
 	RateLimit     int         `json:"rateLimit"`
@@ -82,7 +90,7 @@ type QuietHours struct {
 
 func toChannel(c *models.Channel) Channel {
 	out := Channel{ID: c.ID, Name: c.Name, LineChannelID: c.LineChannelID, TimeZone: c.TimeZone,
-		MonthlyBudget: c.MonthlyBudget, FrequencyCap: c.FrequencyCap, RateLimit: c.RateLimit, LineQuotaMonth: c.LineQuotaMonth,
+		MonthlyBudget: c.MonthlyBudget, AddFriendURL: c.AddFriendURL, FrequencyCap: c.FrequencyCap, RateLimit: c.RateLimit, LineQuotaMonth: c.LineQuotaMonth,
 		WebhookPath: fmt.Sprintf("/webhooks/line/%d", c.ID), CreatedAt: c.CreatedAt}
 	if out.RateLimit == 0 {
 		out.RateLimit = models.LinePushRateLimit
@@ -96,13 +104,26 @@ func toChannel(c *models.Channel) Channel {
 // ChannelPatch changes a channel's settings; absent fields stay as they
 // are. quietHours null removes them.
 type ChannelPatch struct {
-	Name           *string          `json:"name"`
-	AccessToken    *string          `json:"accessToken"`
-	MonthlyBudget  *int64           `json:"monthlyBudget"`
-	QuietHours     *json.RawMessage `json:"quietHours"`
-	FrequencyCap   *int             `json:"frequencyCap"`
-	RateLimit      *int             `json:"rateLimit"`
-	ClearLineQuota bool             `json:"clearLineQuota"`
+	Name           *string         `json:"name"`
+	AccessToken    *string         `json:"accessToken"`
+	AddFriendURL   *string         `json:"addFriendUrl"`
+	MonthlyBudget  *int64          `json:"monthlyBudget"`
+	QuietHours     quietHoursPatch `json:"quietHours"`
+	FrequencyCap   *int            `json:"frequencyCap"`
+	RateLimit      *int            `json:"rateLimit"`
+	ClearLineQuota bool            `json:"clearLineQuota"`
+}
+
+// quietHoursPatch tells an absent quietHours (no change) from null
+// (remove them).
+type quietHoursPatch struct {
+	Set   bool
+	Value *QuietHours
+}
+
+func (q *quietHoursPatch) UnmarshalJSON(b []byte) error {
+	q.Set = true
+	return json.Unmarshal(b, &q.Value)
 }
 
 // updateChannel changes delivery settings and tells running enrollments,
@@ -118,7 +139,7 @@ func (s *Server) updateChannel(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	p := models.ChannelPatch{Name: req.Name, AccessToken: req.AccessToken, MonthlyBudget: req.MonthlyBudget,
+	p := models.ChannelPatch{Name: req.Name, AccessToken: req.AccessToken, AddFriendURL: req.AddFriendURL, MonthlyBudget: req.MonthlyBudget,
 		FrequencyCap: req.FrequencyCap, RateLimit: req.RateLimit, ClearLineQuota: req.ClearLineQuota}
 	var ps []stepcast.Problem
 	bad := func(path, msg string) { ps = append(ps, stepcast.Problem{Path: path, Message: msg}) }
@@ -127,6 +148,9 @@ func (s *Server) updateChannel(c *gin.Context) {
 	}
 	if req.AccessToken != nil && *req.AccessToken == "" {
 		bad("accessToken", "must not be empty")
+	}
+	if req.AddFriendURL != nil && *req.AddFriendURL != "" && !strings.HasPrefix(*req.AddFriendURL, "https://") {
+		bad("addFriendUrl", "must be an https URL such as https://line.me/R/ti/p/@yourid")
 	}
 	if req.MonthlyBudget != nil && *req.MonthlyBudget < 0 {
 		bad("monthlyBudget", "must not be negative")
@@ -137,13 +161,9 @@ func (s *Server) updateChannel(c *gin.Context) {
 	if req.RateLimit != nil && (*req.RateLimit < 0 || *req.RateLimit > models.LinePushRateLimit) {
 		bad("rateLimit", fmt.Sprintf("must be 0 to %d pushes a second", models.LinePushRateLimit))
 	}
-	if req.QuietHours != nil {
-		var q *QuietHours
-		if err := json.Unmarshal(*req.QuietHours, &q); err != nil {
-			bad("quietHours", "must be {\"start\": \"HH:MM\", \"end\": \"HH:MM\"} or null")
-		}
+	if req.QuietHours.Set {
 		start, end := "", ""
-		if q != nil {
+		if q := req.QuietHours.Value; q != nil {
 			start, end = q.Start, q.End
 			if _, _, err := scenario.ParseClock(q.Start); err != nil {
 				bad("quietHours.start", err.Error())
@@ -187,7 +207,7 @@ func (s *Server) createChannel(c *gin.Context) {
 		req.TimeZone = scenario.DefaultTimeZone
 	}
 	ch := models.Channel{Name: req.Name, LineChannelID: req.LineChannelID, Secret: req.ChannelSecret,
-		AccessToken: req.AccessToken, TimeZone: req.TimeZone, MonthlyBudget: req.MonthlyBudget}
+		AccessToken: req.AccessToken, TimeZone: req.TimeZone, MonthlyBudget: req.MonthlyBudget, AddFriendURL: req.AddFriendURL}
 	if err := s.store.CreateChannel(c.Request.Context(), &ch); err != nil {
 		s.fail(c, err)
 		return

@@ -19,6 +19,8 @@ func (s *Server) routes(r *gin.Engine) {
 	r.POST("/webhooks/line/:channelID", s.lineWebhook)
 	// Tracked links in messages; the signed token is the auth.
 	r.GET("/r/:token", s.redirect)
+	// Tracked friend-add links, one per add route: public by design.
+	r.GET("/add/:channelID/:route", s.addFriend)
 	// The shop's site or server; the channel's events key is the auth.
 	web := r.Group("/events", cors, s.limitBody)
 	web.POST("/:channelID", s.webEvent)
@@ -30,6 +32,7 @@ func (s *Server) routes(r *gin.Engine) {
 	api.GET("/channels/:channelID", s.getChannel)
 	api.PATCH("/channels/:channelID", s.updateChannel)
 	api.POST("/channels/:channelID/events-key", s.rotateEventsKey)
+	api.GET("/channels/:channelID/route-visits", s.routeVisits)
 	api.POST("/channels/:channelID/keyword-rules", s.createKeywordRule)
 	api.GET("/channels/:channelID/keyword-rules", s.listKeywordRules)
 	api.DELETE("/channels/:channelID/keyword-rules/:ruleID", s.deleteKeywordRule)

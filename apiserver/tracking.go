@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -268,4 +269,58 @@ func (s *Server) deleteKeywordRule(c *gin.Context) {
 		return
 	}
 	c.Status(http.StatusNoContent)
+}
+
+// routePattern keeps route names plain.
+var routePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// addFriend is a tracked friend-add link of an add route: it counts the
+// visit and sends the person on to the account's add-friend URL. LINE does
+// not tell a bot which link a new friend came by, so the visit cannot be
+// tied to the follow that may come; the friend's route is set through
+// the API (say, by the shop's page after login), and counts for the follow
+// if it comes within enroll.RouteWindow.
+func (s *Server) addFriend(c *gin.Context) {
+	ch, err := s.channel(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	route := c.Param("route")
+	if !routePattern.MatchString(route) {
+		s.fail(c, stepcast.Errorf(stepcast.EINVALID, "route %q is not a route name (letters, digits, . _ -)", route))
+		return
+	}
+	if ch.AddFriendURL == "" {
+		s.fail(c, stepcast.Errorf(stepcast.ENOTFOUND, "channel %d has no add-friend URL; set addFriendUrl", ch.ID))
+		return
+	}
+	v := &models.RouteVisit{ChannelID: ch.ID, Route: route, OS: links.OSFromUserAgent(c.Request.UserAgent()), At: time.Now()}
+	if err := s.store.RecordRouteVisit(c.Request.Context(), v); err != nil {
+		s.log.ErrorContext(c.Request.Context(), "route visit not recorded", "error", err)
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Redirect(http.StatusFound, ch.AddFriendURL)
+}
+
+// routeVisits counts the visits of each add route's link.
+func (s *Server) routeVisits(c *gin.Context) {
+	ch, err := s.channel(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	since := time.Now().AddDate(0, 0, -30)
+	if q := c.Query("since"); q != "" {
+		if since, err = time.Parse(time.RFC3339, q); err != nil {
+			s.fail(c, stepcast.Errorf(stepcast.EINVALID, "query parameter since must be an RFC 3339 time, not %q", q))
+			return
+		}
+	}
+	visits, err := s.store.RouteVisits(c.Request.Context(), ch.ID, since)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"since": since.UTC(), "visits": visits})
 }

@@ -105,6 +105,7 @@ func (s *Store) MarkLineQuotaReached(ctx context.Context, channelID uint, month 
 type ChannelPatch struct {
 	Name          *string
 	AccessToken   *string
+	AddFriendURL  *string
 	MonthlyBudget *int64
 	QuietStart    *string
 	QuietEnd      *string
@@ -128,6 +129,9 @@ func (s *Store) UpdateChannel(ctx context.Context, id uint, p ChannelPatch) (*Ch
 	}
 	if p.AccessToken != nil {
 		set("access_token", *p.AccessToken, true)
+	}
+	if p.AddFriendURL != nil {
+		set("add_friend_url", *p.AddFriendURL, true)
 	}
 	if p.MonthlyBudget != nil {
 		set("monthly_budget", *p.MonthlyBudget, true)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"gorm.io/gorm/clause"
 )
@@ -69,4 +70,24 @@ func (r *KeywordRule) Matches(text string) bool {
 func (s *Store) SetEventsKeyHash(ctx context.Context, channelID uint, hash string) error {
 	err := s.DB.WithContext(ctx).Model(&Channel{}).Where("id = ?", channelID).Update("events_key_hash", hash).Error
 	return dbError(err, fmt.Sprintf("channel %d", channelID))
+}
+
+// RecordRouteVisit stores a visit of a tracked friend-add link.
+func (s *Store) RecordRouteVisit(ctx context.Context, v *RouteVisit) error {
+	return dbError(s.DB.WithContext(ctx).Create(v).Error, "route visit")
+}
+
+// RouteVisits counts visits per route of a channel since t.
+func (s *Store) RouteVisits(ctx context.Context, channelID uint, since time.Time) (map[string]int64, error) {
+	var rows []struct {
+		Route string
+		N     int64
+	}
+	err := s.DB.WithContext(ctx).Model(&RouteVisit{}).Select("route, count(*) AS n").
+		Where("channel_id = ? AND at >= ?", channelID, since.UTC()).Group("route").Scan(&rows).Error
+	out := map[string]int64{}
+	for _, r := range rows {
+		out[r.Route] = r.N
+	}
+	return out, dbError(err, "route visits")
 }

@@ -26,6 +26,9 @@ type Channel struct {
 	// RateLimit is the most pushes a second across all workers; 0 means
 	// LINE's push limit.
 	RateLimit int
+	// AddFriendURL is the account's add-friend link (https://line.me/R/ti/p/@id),
+	// where tracked add-route links send people.
+	AddFriendURL string
 	// EventsKeyHash is the SHA-256 of the key that the shop's site sends
 	// with web events; the key itself is shown once, when made.
 	EventsKeyHash string
@@ -275,6 +278,15 @@ type TrackedLink struct {
 	CreatedAt  time.Time
 }
 
+// RouteVisit is one visit of a tracked friend-add link of an add route.
+type RouteVisit struct {
+	ID        uint   `gorm:"primaryKey"`
+	ChannelID uint   `gorm:"not null;index:idx_route_visit"`
+	Route     string `gorm:"not null;index:idx_route_visit"`
+	OS        string
+	At        time.Time `gorm:"not null"`
+}
+
 // KeywordRule tags friends whose chat message matches a keyword.
 type KeywordRule struct {
 	ID        uint   `gorm:"primaryKey"`
@@ -319,5 +331,5 @@ func All() []any {
 	return []any{&Channel{}, &Friend{}, &Scenario{}, &ScenarioVersion{}, &Enrollment{}, &Delivery{}, &WebhookEvent{},
 		&FriendTag{}, &ChannelTag{}, &FriendEvent{}, &Audience{}, &AudienceMember{},
 		&ChannelUsage{}, &RateWindow{}, &StepEvent{},
-		&TrackedLink{}, &KeywordRule{}, &Lease{}}
+		&TrackedLink{}, &KeywordRule{}, &Lease{}, &RouteVisit{}}
 }
