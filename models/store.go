@@ -32,6 +32,9 @@ func Open(databaseURL, sqlitePath string, log *slog.Logger) (*Store, error) {
 			SlowThreshold:             500 * time.Millisecond,
 			LogLevel:                  logger.Warn,
 			IgnoreRecordNotFoundError: true,
+			// Values stay out of the log: they include channel secrets and
+			// access tokens.
+			ParameterizedQueries: true,
 		}),
 		NowFunc: func() time.Time { return time.Now().UTC() },
 	}

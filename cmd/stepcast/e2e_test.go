@@ -83,7 +83,7 @@ func startSystem(t *testing.T, opts ...sysOpt) *system {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := run(ctx, []string{cmd}, getenv, io.Discard, logSink(t)); err != nil && ctx.Err() == nil {
+			if err := run(ctx, []string{cmd}, getenv, io.Discard, logSink(t, env)); err != nil && ctx.Err() == nil {
 				t.Errorf("%s: %v", cmd, err)
 			}
 		}()
@@ -102,11 +102,26 @@ func startSystem(t *testing.T, opts ...sysOpt) *system {
 	return s
 }
 
-func logSink(t *testing.T) io.Writer {
+// logSinks lets a test read what the processes logged: the key is the
+// env's task queue.
+var logSinks sync.Map
+
+func logSink(t *testing.T, env map[string]string) io.Writer {
+	if w, ok := logSinks.Load(env["STEPCAST_TASK_QUEUE"]); ok {
+		return w.(io.Writer)
+	}
 	if testing.Verbose() {
 		return testWriter{t}
 	}
 	return io.Discard
+}
+
+// withLogs collects the processes' logs, at debug level, into w.
+func withLogs(w io.Writer) sysOpt {
+	return func(env map[string]string) {
+		env["STEPCAST_LOG_LEVEL"] = "debug"
+		logSinks.Store(env["STEPCAST_TASK_QUEUE"], w)
+	}
 }
 
 type testWriter struct{ t *testing.T }
