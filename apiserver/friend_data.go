@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -59,11 +60,8 @@ func (s *Server) getFriend(c *gin.Context) {
 	s.friendDetail(c, f)
 }
 
-// maxAttributes bounds a friend's attributes, so one friend cannot fill
-// the database.
-const maxAttributes = 100
-
-// setAttributes merges attributes; an empty value removes a key.
+// setAttributes merges attributes; an empty value removes a key. The rules
+// are the CSV upload's (models.CheckAttribute).
 func (s *Server) setAttributes(c *gin.Context) {
 	f, err := s.friend(c)
 	if err != nil {
@@ -77,15 +75,18 @@ func (s *Server) setAttributes(c *gin.Context) {
 	}
 	var ps []stepcast.Problem
 	for k, v := range attrs {
-		if k == "" || len(k) > 64 {
-			ps = append(ps, stepcast.Problem{Path: k, Message: "keys are 1 to 64 characters"})
+		if n := utf8.RuneCountInString(k); n == 0 || n > models.MaxAttributeKey {
+			ps = append(ps, stepcast.Problem{Path: k, Message: fmt.Sprintf("keys are 1 to %d characters", models.MaxAttributeKey)})
+			continue
 		}
-		if len(v) > 1024 {
-			ps = append(ps, stepcast.Problem{Path: k, Message: "values are at most 1024 bytes"})
+		stored, problem := models.CheckAttribute(k, v)
+		if problem != "" {
+			ps = append(ps, stepcast.Problem{Path: k, Message: problem})
 		}
+		attrs[k] = stored
 	}
-	if len(f.AttributeMap())+len(attrs) > maxAttributes {
-		ps = append(ps, stepcast.Problem{Path: "", Message: fmt.Sprintf("a friend has at most %d attributes", maxAttributes)})
+	if len(f.AttributeMap())+len(attrs) > models.MaxAttributes {
+		ps = append(ps, stepcast.Problem{Path: "", Message: fmt.Sprintf("a friend has at most %d attributes", models.MaxAttributes)})
 	}
 	if len(ps) > 0 {
 		s.fail(c, &stepcast.Error{Code: stepcast.EINVALID, Message: "attributes are not valid", Problems: ps})

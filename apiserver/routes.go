@@ -55,6 +55,7 @@ func (s *Server) routes(r *gin.Engine) {
 
 	api.GET("/channels/:channelID/friends", s.listFriends)
 	api.GET("/channels/:channelID/friends/:userID", s.getFriend)
+	api.POST("/channels/:channelID/friends/attributes.csv", s.uploadAttributesCSV)
 	api.PATCH("/channels/:channelID/friends/:userID/attributes", s.setAttributes)
 	api.POST("/channels/:channelID/friends/:userID/tags", s.setTags)
 	api.PUT("/channels/:channelID/friends/:userID/route", s.setRoute)

@@ -123,9 +123,14 @@ func (s *Server) requireAdmin(c *gin.Context) {
 	c.Next()
 }
 
-// limitBody bounds request bodies of the admin API.
+// limitBody bounds request bodies of the admin API: MaxBodyBytes, or the
+// route's own limit in bodyLimits (uploads).
 func (s *Server) limitBody(c *gin.Context) {
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
+	limit, ok := bodyLimits[c.FullPath()]
+	if !ok {
+		limit = s.cfg.MaxBodyBytes
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 	c.Next()
 }
 
