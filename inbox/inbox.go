@@ -14,8 +14,10 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/line/line-bot-sdk-go/v8/linebot/webhook"
 
@@ -35,8 +37,13 @@ const (
 )
 
 // Decode turns a webhook body into inbox rows for the channel. Events
-// without a webhookEventId cannot be deduplicated and are refused.
+// without a webhookEventId cannot be deduplicated and are refused. Keys
+// are read exactly as LINE writes them ("type", not "Type"), as the SDK
+// does, and text a database cannot store (invalid UTF-8, NUL) is refused.
 func Decode(channelID uint, body []byte, now time.Time) ([]models.WebhookEvent, error) {
+	if !utf8.Valid(body) {
+		return nil, stepcast.Errorf(stepcast.EINVALID, "webhook body is not valid UTF-8")
+	}
 	var req struct {
 		Events []json.RawMessage `json:"events"`
 	}
@@ -45,34 +52,67 @@ func Decode(channelID uint, body []byte, now time.Time) ([]models.WebhookEvent, 
 	}
 	out := make([]models.WebhookEvent, 0, len(req.Events))
 	for i, raw := range req.Events {
-		var ev struct {
-			Type           string `json:"type"`
-			WebhookEventID string `json:"webhookEventId"`
-			Timestamp      int64  `json:"timestamp"`
-			Source         struct {
-				UserID string `json:"userId"`
-			} `json:"source"`
-			DeliveryContext struct {
-				IsRedelivery bool `json:"isRedelivery"`
-			} `json:"deliveryContext"`
-		}
-		if err := json.Unmarshal(raw, &ev); err != nil {
-			return nil, stepcast.Errorf(stepcast.EINVALID, "events[%d] is not a webhook event: %v", i, err)
-		}
-		if ev.Type == "" || ev.WebhookEventID == "" {
-			return nil, stepcast.Errorf(stepcast.EINVALID, "events[%d] has no type or webhookEventId", i)
+		ev, err := decodeEvent(raw)
+		if err != nil {
+			return nil, stepcast.Errorf(stepcast.EINVALID, "events[%d]: %v", i, err)
 		}
 		// The SDK's own model checks the shape of the event types it knows.
 		if _, err := webhook.UnmarshalEvent(raw); err != nil {
 			return nil, stepcast.Errorf(stepcast.EINVALID, "events[%d] is not a valid %s event: %v", i, ev.Type, err)
 		}
-		out = append(out, models.WebhookEvent{
-			ChannelID: channelID, WebhookEventID: ev.WebhookEventID, Type: ev.Type,
-			UserID: ev.Source.UserID, Redelivery: ev.DeliveryContext.IsRedelivery,
-			Timestamp: time.UnixMilli(ev.Timestamp).UTC(), Payload: string(raw), ReceivedAt: now.UTC(),
-		})
+		ev.ChannelID, ev.Payload, ev.ReceivedAt = channelID, string(raw), now.UTC()
+		out = append(out, ev)
 	}
 	return out, nil
+}
+
+// decodeEvent reads the fields the inbox keeps, by their exact keys.
+func decodeEvent(raw json.RawMessage) (models.WebhookEvent, error) {
+	var ev models.WebhookEvent
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return ev, fmt.Errorf("is not a webhook event: %w", err)
+	}
+	str := func(m map[string]json.RawMessage, key string) (string, error) {
+		var s string
+		if v, ok := m[key]; ok {
+			if err := json.Unmarshal(v, &s); err != nil {
+				return "", fmt.Errorf("%s is not a string", key)
+			}
+		}
+		if strings.ContainsRune(s, 0) {
+			return "", fmt.Errorf("%s contains a NUL character", key)
+		}
+		return s, nil
+	}
+	var err error
+	if ev.Type, err = str(m, "type"); err != nil {
+		return ev, err
+	}
+	if ev.WebhookEventID, err = str(m, "webhookEventId"); err != nil {
+		return ev, err
+	}
+	if ev.Type == "" || ev.WebhookEventID == "" {
+		return ev, errors.New("has no type or webhookEventId")
+	}
+	var ts int64
+	if v, ok := m["timestamp"]; ok {
+		if err := json.Unmarshal(v, &ts); err != nil {
+			return ev, errors.New("timestamp is not a number")
+		}
+	}
+	ev.Timestamp = time.UnixMilli(ts).UTC()
+	var source map[string]json.RawMessage
+	if v, ok := m["source"]; ok && json.Unmarshal(v, &source) == nil {
+		if ev.UserID, err = str(source, "userId"); err != nil {
+			return ev, err
+		}
+	}
+	var dc map[string]json.RawMessage
+	if v, ok := m["deliveryContext"]; ok && json.Unmarshal(v, &dc) == nil {
+		_ = json.Unmarshal(dc["isRedelivery"], &ev.Redelivery)
+	}
+	return ev, nil
 }
 
 // Dispatcher applies inbox events. One friend's events are applied in the

@@ -55,6 +55,11 @@ func (s *Signer) Parse(token string) (linkID, friendID uint, err error) {
 	if n <= 0 || k <= 0 || n+k != len(payload) || l == 0 || f == 0 {
 		return 0, 0, bad
 	}
+	// One spelling per token: base64 decoding forgives unused bits and
+	// line breaks, so a token is only accepted exactly as Token writes it.
+	if token != s.Token(uint(l), uint(f)) {
+		return 0, 0, bad
+	}
 	return uint(l), uint(f), nil
 }
 
@@ -81,26 +86,27 @@ type Rewriter struct {
 // video URLs are not rewritten.
 var urlFields = map[string]bool{"uri": true, "linkUri": true, "desktop": true}
 
-var urlInText = regexp.MustCompile(`https?://[^\s"<>]+`)
+var urlInText = regexp.MustCompile(`(?i)https?://[^\s"<>]+`)
 
 // Rewrite returns msgs with every http(s) link replaced by a tracked link
 // for the friend.
 func (r *Rewriter) Rewrite(ctx context.Context, msgs []json.RawMessage, friendID uint, ids LinkIDs) ([]json.RawMessage, error) {
 	out := make([]json.RawMessage, len(msgs))
 	for i, m := range msgs {
-		if !bytes.Contains(m, []byte("http")) {
-			out[i] = m
-			continue
-		}
 		dec := json.NewDecoder(bytes.NewReader(m))
 		dec.UseNumber()
 		var v any
 		if err := dec.Decode(&v); err != nil {
 			return nil, err
 		}
-		v, err := r.walk(ctx, v, "", friendID, ids)
+		changed := false
+		v, err := r.walk(ctx, v, "", friendID, ids, &changed)
 		if err != nil {
 			return nil, err
+		}
+		if !changed {
+			out[i] = m // sent as written
+			continue
 		}
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
@@ -113,16 +119,19 @@ func (r *Rewriter) Rewrite(ctx context.Context, msgs []json.RawMessage, friendID
 	return out, nil
 }
 
-func (r *Rewriter) walk(ctx context.Context, v any, key string, friendID uint, ids LinkIDs) (any, error) {
+func (r *Rewriter) walk(ctx context.Context, v any, key string, friendID uint, ids LinkIDs, changed *bool) (any, error) {
 	switch t := v.(type) {
 	case map[string]any:
 		isText := t["type"] == "text"
 		for k, e := range t {
 			var err error
 			if s, ok := e.(string); ok && isText && k == "text" {
-				t[k], err = r.rewriteText(ctx, s, friendID, ids)
+				var out string
+				out, err = r.rewriteText(ctx, s, friendID, ids)
+				*changed = *changed || out != s
+				t[k] = out
 			} else {
-				t[k], err = r.walk(ctx, e, k, friendID, ids)
+				t[k], err = r.walk(ctx, e, k, friendID, ids, changed)
 			}
 			if err != nil {
 				return nil, err
@@ -132,14 +141,16 @@ func (r *Rewriter) walk(ctx context.Context, v any, key string, friendID uint, i
 	case []any:
 		for i, e := range t {
 			var err error
-			if t[i], err = r.walk(ctx, e, key, friendID, ids); err != nil {
+			if t[i], err = r.walk(ctx, e, key, friendID, ids, changed); err != nil {
 				return nil, err
 			}
 		}
 		return t, nil
 	case string:
 		if urlFields[key] && isWebURL(t) {
-			return r.link(ctx, t, friendID, ids)
+			l, err := r.link(ctx, t, friendID, ids)
+			*changed = *changed || l != t
+			return l, err
 		}
 	}
 	return v, nil
@@ -172,8 +183,10 @@ func (r *Rewriter) link(ctx context.Context, url string, friendID uint, ids Link
 	return r.BaseURL + "/r/" + r.Signer.Token(id, friendID), nil
 }
 
+// isWebURL reports an http(s) URL; schemes are case-insensitive.
 func isWebURL(s string) bool {
-	return strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://")
+	l := strings.ToLower(s[:min(len(s), 8)])
+	return strings.HasPrefix(l, "https://") || strings.HasPrefix(l, "http://")
 }
 
 // OSFromUserAgent names the operating system of a browser's user agent:

@@ -16,11 +16,24 @@ func (s *Store) InsertWebhookEvents(ctx context.Context, events []WebhookEvent) 
 	if len(events) == 0 {
 		return 0, nil
 	}
-	res := s.DB.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&events)
-	if res.Error != nil {
-		return 0, dbError(res.Error, "webhook events")
+	// In batches: one INSERT of thousands of rows would pass the
+	// databases' limits on bind variables.
+	stored := 0
+	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for i := 0; i < len(events); i += 500 {
+			batch := events[i:min(i+500, len(events))]
+			res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&batch)
+			if res.Error != nil {
+				return res.Error
+			}
+			stored += int(res.RowsAffected)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, dbError(err, "webhook events")
 	}
-	return int(res.RowsAffected), nil
+	return stored, nil
 }
 
 // PendingWebhookEvents returns up to limit unprocessed events in the order

@@ -240,7 +240,7 @@ func Parse(data []byte) (*Document, error) {
 	if err := dec.Decode(&doc); err != nil {
 		return nil, stepcast.Errorf(stepcast.EINVALID, "scenario document is not valid: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
-	if dec.More() {
+	if dec.InputOffset() != int64(len(data)) {
 		return nil, stepcast.Errorf(stepcast.EINVALID, "scenario document has trailing data after the object")
 	}
 	return &doc, nil

@@ -159,3 +159,31 @@ func TestAddFriendLink(t *testing.T) {
 		t.Fatalf("visits = %v", v.Visits)
 	}
 }
+
+// The frequency cap through the HTTP surface: a friend's second step in a
+// rolling day waits, shown as held for the cap.
+func TestFrequencyCapHolds(t *testing.T) {
+	s := startSystem(t)
+	ch := s.createChannel()
+	s.mustDo("PATCH", fmt.Sprintf("/api/v1/channels/%d", ch), map[string]any{"frequencyCap": 1}, nil)
+	s.publish(ch, "welcome", map[string]any{"name": "W", "start": map[string]any{"type": "follow"},
+		"nodes": []any{msgNode("one", "one", "two"), msgNode("two", "two", "")}})
+	user := testenv.UserID()
+	s.event(ch, "follow", user)
+	var e struct {
+		State *struct{ Status, HeldReason string }
+	}
+	waitFor(t, 20*time.Second, "the second step to be held for the cap", func() bool {
+		es := s.enrollments(ch)
+		if len(es) == 0 {
+			return false
+		}
+		s.mustDo("GET", fmt.Sprintf("/api/v1/channels/%d/enrollments/%d", ch, es[0].ID), nil, &e)
+		return e.State != nil && e.State.Status == "held" && e.State.HeldReason == "frequency cap"
+	})
+	if n := len(s.line.PushesTo(user)); n != 1 {
+		t.Fatalf("%d pushes with a cap of 1 a day", n)
+	}
+	s.mustDo("PATCH", fmt.Sprintf("/api/v1/channels/%d", ch), map[string]any{"frequencyCap": 0}, nil)
+	waitFor(t, 20*time.Second, "the held push once the cap is lifted", func() bool { return len(s.line.PushesTo(user)) == 2 })
+}
