@@ -69,9 +69,6 @@ func Open(databaseURL, sqlitePath string, log *slog.Logger) (*Store, error) {
 	return &Store{DB: db}, nil
 }
 
-// IsPostgres reports whether the store is on PostgreSQL.
-func (s *Store) IsPostgres() bool { return s.DB.Dialector.Name() == "postgres" }
-
 // Migrate creates or updates the schema.
 func (s *Store) Migrate(ctx context.Context) error {
 	if err := s.DB.WithContext(ctx).AutoMigrate(All()...); err != nil {

@@ -3,7 +3,6 @@ package scenario
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/stepcast/stepcast"
@@ -355,27 +354,6 @@ func (d *Document) checkGraph(ps *problems, index map[string]int) {
 			ps.add(fmt.Sprintf("nodes[%d]", i), fmt.Sprintf("%q cannot be reached from the entry node", d.Nodes[i].ID))
 		}
 	}
-}
-
-// Audiences lists the audience keys the document refers to.
-func (d *Document) Audiences() []string {
-	var n Needs
-	for i := range d.Nodes {
-		if b := d.Nodes[i].Branch; b != nil {
-			for j := range b.Cases {
-				b.Cases[j].When.Needs(&n, time.Time{}, time.Time{})
-			}
-		}
-	}
-	for _, a := range []string{d.Start.Audience} {
-		if a != "" && !slices.Contains(n.Audiences, a) {
-			n.Audiences = append(n.Audiences, a)
-		}
-	}
-	if d.Exit != nil && d.Exit.Audience != "" && !slices.Contains(n.Audiences, d.Exit.Audience) {
-		n.Audiences = append(n.Audiences, d.Exit.Audience)
-	}
-	return n.Audiences
 }
 
 type problems []stepcast.Problem
