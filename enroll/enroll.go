@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"go.temporal.io/api/enums/v1"
@@ -34,6 +35,23 @@ type Service struct {
 	TaskQueue string
 	Metrics   *metrics.Metrics
 	Log       *slog.Logger
+
+	// docs caches parsed scenario versions by row ID: versions never
+	// change, and every follow needs them.
+	docs sync.Map
+}
+
+// document returns the parsed document of a published version.
+func (s *Service) document(v *models.ScenarioVersion) (*scenario.Document, error) {
+	if d, ok := s.docs.Load(v.ID); ok {
+		return d.(*scenario.Document), nil
+	}
+	doc, err := scenario.Parse([]byte(v.Document))
+	if err != nil {
+		return nil, fmt.Errorf("enroll: scenario %d version %d: %w", v.ScenarioID, v.Version, err)
+	}
+	s.docs.Store(v.ID, doc)
+	return doc, nil
 }
 
 // Follow records a follow and enrolls the friend in every active scenario
@@ -52,9 +70,9 @@ func (s *Service) Follow(ctx context.Context, channelID uint, userID string, at 
 		return err
 	}
 	for _, sc := range scs {
-		doc, err := scenario.Parse([]byte(sc.Version.Document))
+		doc, err := s.document(&sc.Version)
 		if err != nil {
-			return fmt.Errorf("enroll: scenario %d version %d: %w", sc.Scenario.ID, sc.Version.Version, err)
+			return err
 		}
 		ok, err := s.startsOnFollow(ctx, doc, friend)
 		if err != nil {
@@ -254,7 +272,7 @@ func (s *Service) SetRoute(ctx context.Context, f *models.Friend, route string, 
 		return err
 	}
 	for _, sc := range scs {
-		doc, err := scenario.Parse([]byte(sc.Version.Document))
+		doc, err := s.document(&sc.Version)
 		if err != nil {
 			return err
 		}

@@ -97,20 +97,36 @@ type ActiveScenario struct {
 }
 
 // ActiveScenarios returns the channel's active scenarios with the version that
-// new enrollments get.
+// new enrollments get, in one query: every follow asks.
 func (s *Store) ActiveScenarios(ctx context.Context, channelID uint) ([]ActiveScenario, error) {
 	var scs []Scenario
 	err := s.DB.WithContext(ctx).Where("channel_id = ? AND status = ?", channelID, ScenarioActive).Order("id").Find(&scs).Error
-	if err != nil {
+	if err != nil || len(scs) == 0 {
 		return nil, dbError(err, "active scenarios")
+	}
+	conds := s.DB.WithContext(ctx)
+	for i, sc := range scs {
+		if i == 0 {
+			conds = conds.Where("scenario_id = ? AND version = ?", sc.ID, sc.Version)
+		} else {
+			conds = conds.Or("scenario_id = ? AND version = ?", sc.ID, sc.Version)
+		}
+	}
+	var vs []ScenarioVersion
+	if err := conds.Find(&vs).Error; err != nil {
+		return nil, dbError(err, "active scenario versions")
+	}
+	byScenario := make(map[uint]ScenarioVersion, len(vs))
+	for _, v := range vs {
+		byScenario[v.ScenarioID] = v
 	}
 	out := make([]ActiveScenario, 0, len(scs))
 	for _, sc := range scs {
-		v, err := s.ScenarioVersion(ctx, sc.ID, sc.Version)
-		if err != nil {
-			return nil, err
+		v, ok := byScenario[sc.ID]
+		if !ok {
+			return nil, dbError(errNotFound, fmt.Sprintf("version %d of scenario %d", sc.Version, sc.ID))
 		}
-		out = append(out, ActiveScenario{Scenario: sc, Version: *v})
+		out = append(out, ActiveScenario{Scenario: sc, Version: v})
 	}
 	return out, nil
 }

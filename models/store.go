@@ -17,6 +17,10 @@ import (
 	"github.com/stepcast/stepcast"
 )
 
+// maxConns bounds a process's PostgreSQL connections; PostgreSQL's
+// default limit of 100 then leaves room for a few API and worker replicas.
+const maxConns = 20
+
 // Store reads and writes Stepcast's rows. One file per aggregate.
 type Store struct {
 	DB *gorm.DB
@@ -47,6 +51,15 @@ func Open(databaseURL, sqlitePath string, log *slog.Logger) (*Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("models: open postgres: %w", err)
 		}
+		sqlDB, err := db.DB()
+		if err != nil {
+			return nil, err
+		}
+		// database/sql keeps 2 idle connections by default: under load
+		// every other query opened a new PostgreSQL session. Keep the pool.
+		sqlDB.SetMaxOpenConns(maxConns)
+		sqlDB.SetMaxIdleConns(maxConns)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	} else {
 		if dir := filepath.Dir(sqlitePath); dir != "." {
 			if err := os.MkdirAll(dir, 0o755); err != nil {
