@@ -250,16 +250,20 @@ func run(ctx context.Context, o options) error {
 	return errors.Join(errs...)
 }
 
+// commandLine is how to repeat this run.
 func commandLine() string {
-	args := make([]string, len(os.Args))
-	for i, a := range os.Args {
+	args := make([]string, 0, len(os.Args)-1)
+	for _, a := range os.Args[1:] {
 		if strings.ContainsAny(a, " \t'\"$") {
-			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+			a = `"` + strings.ReplaceAll(a, `"`, `\"`) + `"`
 		}
-		args[i] = a
+		args = append(args, a)
 	}
-	args[0] = "stepcast-bench"
-	return strings.Join(args, " ")
+	if len(args) == 0 {
+		return "`make bench` (that is, `bin/stepcast-bench` with the default flags)"
+	}
+	a := strings.Join(args, " ")
+	return fmt.Sprintf("`bin/stepcast-bench %s` (or `make bench BENCH_ARGS='%s'`)", a, a)
 }
 
 type logCount struct{ Lines, SlowSQL int }

@@ -148,9 +148,9 @@ func (r *results) markdown() string {
 	var w strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&w, format+"\n", args...) }
 	m := r.Machine
-	p("## Run on the %s", r.Server)
+	p("## Run `%s`, on the %s", r.Opts.section, r.Server)
 	p("")
-	p("- Command: `%s` (via `make bench`)", r.Cmdline)
+	p("- Command: %s", r.Cmdline)
 	p("- When: %s to %s UTC (%s)", r.Started.UTC().Format("2006-01-02 15:04"), r.Finished.UTC().Format("15:04"), r.Finished.Sub(r.Started).Round(time.Second))
 	p("- Machine: %d CPUs (%s), %s memory, %s; %s", m.CPUs, m.CPUModel, m.MemTotal, m.OS, m.Go)
 	ver := r.ServerVersion
@@ -435,7 +435,11 @@ func (r *results) footprintSection(p func(string, ...any)) {
 		}
 	}
 	if len(r.DBAfterIngest) > 0 && r.DBFriends > 0 {
-		p("Application database after the ingest: %d friends, all but the footprint test's few asleep in the 5-step welcome series (sizes are `pg_total_relation_size`: table, indexes and TOAST, dead rows included):", r.DBFriends)
+		who := "all asleep in the 5-step welcome series"
+		if r.Footprint != nil {
+			who = "all but the footprint test's few asleep in the 5-step welcome series"
+		}
+		p("Application database after the ingest: %d friends, %s (sizes are `pg_total_relation_size`: table, indexes and TOAST, dead rows included):", r.DBFriends, who)
 		p("")
 		p("| table | rows | bytes | rows per friend | bytes per friend |")
 		p("|---|---|---|---|---|")
