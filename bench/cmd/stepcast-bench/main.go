@@ -84,8 +84,8 @@ func main() {
 	flag.StringVar(&o.temporalBin, "temporal-bin", "bin/temporal", "Temporal CLI that runs the dev server (make tools builds it)")
 	flag.StringVar(&o.temporalDB, "temporal-db-file", "", "dev server: SQLite file for its state (default: in memory)")
 	flag.StringVar(&o.postgresURL, "postgres-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL server on which a fresh database is created and dropped")
-	flag.IntVar(&o.dbMaxOpen, "db-max-open", 30, "cap on each Stepcast process's open database connections (0: the driver's default, unlimited, as in production); the PostgreSQL server is shared")
-	flag.IntVar(&o.dbMaxIdle, "db-max-idle", 0, "experiment: idle database connections each Stepcast process keeps (0: the driver's default, 2, as in production)")
+	flag.IntVar(&o.dbMaxOpen, "db-max-open", 0, "experiment: open database connections each Stepcast process may have (0: as models.Open sets it, as in production)")
+	flag.IntVar(&o.dbMaxIdle, "db-max-idle", 0, "experiment: idle database connections each Stepcast process keeps (0: as models.Open sets it, as in production)")
 	flag.IntVar(&o.workerPollers, "worker-pollers", 0, "experiment: workflow and activity task pollers of Stepcast's worker (0: the SDK's default, 2, as in production)")
 	flag.Float64Var(&o.rate, "rate", 500, "webhook requests per second (open loop)")
 	flag.DurationVar(&o.duration, "duration", 60*time.Second, "how long the webhook load runs")
@@ -132,7 +132,7 @@ func progress(format string, args ...any) {
 
 func run(ctx context.Context, o options) error {
 	b := &bench{o: o, runID: randomHex(3), pids: []int{os.Getpid()}}
-	b.res = &results{Cmdline: commandLine(), Started: time.Now(), Machine: readMachine(), LoadStart: loadAvg(), Opts: o}
+	b.res = &results{Cmdline: commandLine(), Started: time.Now(), Machine: readMachine(), LoadStart: loadAvg(), Opts: o, Code: codeVersion()}
 	tmp, err := os.MkdirTemp("", "stepcast-bench-")
 	if err != nil {
 		return err
@@ -413,4 +413,18 @@ func writeSection(path, name, md string) error {
 		s = strings.TrimRight(s, "\n") + "\n\n" + block + "\n"
 	}
 	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+// codeVersion names the code measured: the commit, and whether the working
+// tree had changes (Stepcast is compiled into this program).
+func codeVersion() string {
+	out, err := exec.Command("git", "describe", "--always", "--dirty", "--abbrev=12").Output()
+	if err != nil {
+		return "unknown (not a git checkout)"
+	}
+	v := strings.TrimSpace(string(out))
+	if strings.HasSuffix(v, "-dirty") {
+		return "`" + strings.TrimSuffix(v, "-dirty") + "` with uncommitted changes"
+	}
+	return "`" + v + "`"
 }

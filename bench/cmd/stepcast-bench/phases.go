@@ -183,7 +183,7 @@ func (b *bench) ingest(ctx context.Context) error {
 	}
 	v.DistinctFriends, _ = sys.count(ctx, "SELECT count(DISTINCT friend_id) FROM enrollments WHERE scenario_id = ?", scID)
 	v.DistinctWorkflows, _ = sys.count(ctx, "SELECT count(DISTINCT workflow_id) FROM enrollments WHERE scenario_id = ?", scID)
-	q := fmt.Sprintf("StepcastChannel = '%d'", ch)
+	q := fmt.Sprintf("TaskQueue = '%s' AND StepcastChannel = '%d'", sys.queue, ch)
 	waitUntil(ctx, time.Minute, time.Second, func() bool {
 		v.Workflows, err = sys.countWorkflows(ctx, q)
 		return err == nil && v.Workflows >= enrolled
@@ -368,11 +368,13 @@ func (b *bench) delivery(ctx context.Context) error {
 	// The first step is due at one whole minute for everybody: far enough
 	// ahead that all F are enrolled by then, judged from the enrollment
 	// rate measured by the ingest phase (or the empty-start rate).
-	rate := 50.0
-	if ir := b.res.Ingest; ir != nil && ir.EnrollRate > 0 {
-		rate = max(ir.EnrollRate, ir.DrainRate)
+	// The rate that matters is of workflows running, not of starts: a
+	// `days/at` wait is set when the workflow's first task runs.
+	rate := 40.0
+	if ir := b.res.Ingest; ir != nil && !ir.AllRunning.IsZero() {
+		rate = float64(ir.Enrolled) / ir.AllRunning.Sub(ir.FirstFollow).Seconds()
 	} else if b.res.Empty != nil && b.res.Empty.Rate > 0 {
-		rate = b.res.Empty.Rate / 3
+		rate = b.res.Empty.Rate / 6
 	}
 	est := time.Duration((float64(F)/rate*1.2 + float64(F)/o.rate + 15) * float64(time.Second))
 	due := time.Now().Add(est).Truncate(time.Minute).Add(time.Minute).UTC()

@@ -10,6 +10,7 @@ import (
 type results struct {
 	Opts            options
 	Cmdline         string
+	Code            string
 	Started         time.Time
 	Finished        time.Time
 	Machine         machineFacts
@@ -158,8 +159,9 @@ func (r *results) markdown() string {
 		ver = r.CLIVersion + "; server reports " + r.ServerVersion
 	}
 	p("- Temporal: %s (%s); Go SDK v1.50, worker options at their defaults", r.Server, ver)
-	p("- PostgreSQL %s on 127.0.0.1 (application database `%s`, created and dropped by the run); each Stepcast process capped at %d open connections (`-db-max-open`)", r.PGVersion, r.Database, r.Opts.dbMaxOpen)
-	if r.Opts.dbMaxIdle > 0 || r.Opts.workerPollers > 0 {
+	p("- Code: %s (the working tree, compiled into the benchmark)", r.Code)
+	p("- PostgreSQL %s on 127.0.0.1 (application database `%s`, created and dropped by the run)", r.PGVersion, r.Database)
+	if r.Opts.dbMaxOpen > 0 || r.Opts.dbMaxIdle > 0 || r.Opts.workerPollers > 0 {
 		p("- **Experiment, not the production configuration**: %s", strings.Join(experiments(r.Opts), "; "))
 	}
 	p("- Layout: the load generator, Stepcast's API and inbox dispatcher (`apiserver`, `inbox`, `enroll` as `stepcast api` builds them) and the fake LINE in one process; Stepcast's worker (as `stepcast worker` builds it) and the reference workers in a child process; the Temporal server and PostgreSQL in their own. All on this one machine.")
@@ -481,8 +483,11 @@ func (r *results) footprintSection(p func(string, ...any)) {
 
 func experiments(o options) []string {
 	var l []string
+	if o.dbMaxOpen > 0 {
+		l = append(l, fmt.Sprintf("each Stepcast process may open %d database connections (`-db-max-open`; production: as `models.Open` sets it)", o.dbMaxOpen))
+	}
 	if o.dbMaxIdle > 0 {
-		l = append(l, fmt.Sprintf("each Stepcast process keeps %d idle database connections (`-db-max-idle`; production keeps the driver's default, 2)", o.dbMaxIdle))
+		l = append(l, fmt.Sprintf("each Stepcast process keeps %d idle database connections (`-db-max-idle`; production: as `models.Open` sets it)", o.dbMaxIdle))
 	}
 	if o.workerPollers > 0 {
 		l = append(l, fmt.Sprintf("Stepcast's worker has %d workflow and %d activity task pollers (`-worker-pollers`; production has the SDK's default, 2)", o.workerPollers, o.workerPollers))
