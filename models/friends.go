@@ -13,59 +13,75 @@ import (
 // the friend's latest known event; a follow older than the status already
 // stored (events applied out of order) leaves the friend as it is.
 func (s *Store) ApplyFollow(ctx context.Context, channelID uint, userID string, ts time.Time) (*Friend, bool, error) {
-	return s.applyStatus(ctx, channelID, userID, ts, FriendFollowing)
+	c, err := s.ApplyStatus(ctx, channelID, userID, ts, FriendFollowing)
+	return c.Friend, c.Applied, err
 }
 
 // ApplyUnfollow records a block seen at ts, with the same ordering rule as
 // ApplyFollow.
 func (s *Store) ApplyUnfollow(ctx context.Context, channelID uint, userID string, ts time.Time) (*Friend, bool, error) {
-	return s.applyStatus(ctx, channelID, userID, ts, FriendBlocked)
+	c, err := s.ApplyStatus(ctx, channelID, userID, ts, FriendBlocked)
+	return c.Friend, c.Applied, err
 }
 
-func (s *Store) applyStatus(ctx context.Context, channelID uint, userID string, ts time.Time, status string) (*Friend, bool, error) {
+// StatusChange is what a follow or a block did to the friend.
+type StatusChange struct {
+	Friend *Friend
+	// Applied: the event is the friend's latest known one and set the
+	// status; an older event (applied out of order) changes nothing.
+	Applied bool
+	// Created: the event made the friend, who therefore has no
+	// enrollments, tags or events yet.
+	Created bool
+}
+
+// ApplyStatus records a follow (FriendFollowing) or a block
+// (FriendBlocked) seen at ts. Each step is one statement, atomic on its own,
+// so no transaction is needed: a new friend is one INSERT; a known friend
+// one UPDATE whose condition (the event is not older than the status) and
+// change cannot be split by a concurrent event of the same friend.
+func (s *Store) ApplyStatus(ctx context.Context, channelID uint, userID string, ts time.Time, status string) (StatusChange, error) {
 	ts = ts.UTC()
-	var (
-		f       Friend
-		applied bool
-	)
-	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		fresh := Friend{ChannelID: channelID, UserID: userID, Status: status, StatusAt: ts}
-		if status == FriendFollowing {
-			fresh.FirstFollowedAt, fresh.LastFollowedAt = ts, ts
-		} else {
-			fresh.BlockedAt = &ts
-		}
-		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&fresh)
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 1 {
-			f, applied = fresh, true
-			return nil
-		}
-		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
-			Where("channel_id = ? AND user_id = ?", channelID, userID).First(&f).Error; err != nil {
-			return err
-		}
-		if ts.Before(f.StatusAt) {
-			return nil
-		}
-		applied = true
-		f.Status, f.StatusAt = status, ts
-		if status == FriendFollowing {
-			if f.FirstFollowedAt.IsZero() {
-				f.FirstFollowedAt = ts
-			}
-			f.LastFollowedAt = ts
-		} else {
-			f.BlockedAt = &ts
-		}
-		return tx.Save(&f).Error
-	})
-	if err != nil {
-		return nil, false, dbError(err, fmt.Sprintf("friend %s", userID))
+	what := fmt.Sprintf("friend %s", userID)
+	db := s.DB.WithContext(ctx).Session(&gorm.Session{SkipDefaultTransaction: true})
+	fresh := Friend{ChannelID: channelID, UserID: userID, Status: status, StatusAt: ts}
+	if status == FriendFollowing {
+		fresh.FirstFollowedAt, fresh.LastFollowedAt = ts, ts
+	} else {
+		fresh.BlockedAt = &ts
 	}
-	return &f, applied, nil
+	res := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&fresh)
+	if res.Error != nil {
+		return StatusChange{}, dbError(res.Error, what)
+	}
+	if res.RowsAffected == 1 {
+		return StatusChange{Friend: &fresh, Applied: true, Created: true}, nil
+	}
+
+	set, args := "status = ?, status_at = ?, updated_at = ?", []any{status, ts, s.DB.NowFunc()}
+	if status == FriendFollowing {
+		// A friend first seen blocking has no first follow yet.
+		set += ", last_followed_at = ?, first_followed_at = CASE WHEN first_followed_at = ? THEN ? ELSE first_followed_at END"
+		args = append(args, ts, time.Time{}, ts)
+	} else {
+		set += ", blocked_at = ?"
+		args = append(args, ts)
+	}
+	args = append(args, channelID, userID, ts)
+	var f Friend
+	res = db.Raw("UPDATE friends SET "+set+" WHERE channel_id = ? AND user_id = ? AND status_at <= ? RETURNING *", args...).Scan(&f)
+	if res.Error != nil {
+		return StatusChange{}, dbError(res.Error, what)
+	}
+	if res.RowsAffected == 1 {
+		return StatusChange{Friend: &f, Applied: true}, nil
+	}
+	// An event older than the friend's status.
+	old, err := s.Friend(ctx, channelID, userID)
+	if err != nil {
+		return StatusChange{}, err
+	}
+	return StatusChange{Friend: old}, nil
 }
 
 // Friend returns a friend by its channel and LINE user ID.
