@@ -32,8 +32,9 @@ type Activities struct {
 	Enroller Enroller
 }
 
-// SendStepInput is one message node reached by one enrollment.
-type SendStepInput struct {
+// Step is a message node reached by one enrollment: what is pushed, to
+// whom, under which retry key.
+type Step struct {
 	ChannelID   uint
 	ScenarioID  uint
 	ScenarioKey string
@@ -44,10 +45,15 @@ type SendStepInput struct {
 	// makes the retry key, so every attempt of the step has the same key.
 	StepKey  string
 	Messages []json.RawMessage
+	// Now is the workflow's time when the step was tried.
+	Now time.Time
+}
+
+// SendStepInput is a step whose budget the gate has already reserved.
+type SendStepInput struct {
+	Step
 	// BudgetMonth is where the gate reserved the messages from.
 	BudgetMonth string
-	// Now is the workflow's time when the step was sent.
-	Now time.Time
 }
 
 // SendStepResult says what became of the step.
@@ -66,29 +72,44 @@ func RetryKey(workflowID, runID, stepKey string) string {
 	return uuid.NewSHA1(retryKeySpace, []byte(workflowID+"\x00"+runID+"\x00"+stepKey)).String()
 }
 
-// SendStep pushes a node's messages to the friend, at most once per step.
-//
-// The delivery row keyed by the retry key is written before the push, so a
-// step already sent is never pushed again even after LINE has forgotten the
-// key; LINE's 409 for a key it has seen counts as sent. A blocked friend is
-// not pushed to at all.
+// SendStep pushes a step that Gate let go, for enrollments that started
+// before Deliver took the place of the two (their histories replay them).
 func (a *Activities) SendStep(ctx context.Context, in SendStepInput) (SendStepResult, error) {
-	info := activity.GetInfo(ctx)
-	log := activity.GetLogger(ctx)
-	key := RetryKey(info.WorkflowExecution.ID, info.WorkflowExecution.RunID, in.StepKey)
-
 	friend, err := a.Store.FriendByID(ctx, in.FriendID)
 	if err != nil {
 		return SendStepResult{}, err
 	}
-	d, err := a.Store.BeginDelivery(ctx, &models.Delivery{
-		ChannelID: in.ChannelID, ScenarioID: in.ScenarioID, FriendID: in.FriendID,
-		WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
-		NodeID: in.NodeID, RetryKey: key, MessageCount: len(in.Messages),
-	})
+	d := newDelivery(ctx, in.Step)
+	d.BudgetMonth = in.BudgetMonth
+	d, _, err = a.Store.BeginDelivery(ctx, d, nil)
 	if err != nil {
 		return SendStepResult{}, err
 	}
+	ch, err := a.Store.Channel(ctx, in.ChannelID)
+	if err != nil {
+		return SendStepResult{}, err
+	}
+	return a.push(ctx, in.Step, d, ch, friend)
+}
+
+// newDelivery is the delivery row of a step of the calling workflow run.
+func newDelivery(ctx context.Context, s Step) *models.Delivery {
+	run := activity.GetInfo(ctx).WorkflowExecution
+	return &models.Delivery{
+		ChannelID: s.ChannelID, ScenarioID: s.ScenarioID, FriendID: s.FriendID,
+		WorkflowID: run.ID, RunID: run.RunID, NodeID: s.NodeID,
+		RetryKey: RetryKey(run.ID, run.RunID, s.StepKey), MessageCount: len(s.Messages),
+	}
+}
+
+// push sends a begun step to the friend, at most once.
+//
+// The delivery row keyed by the retry key was written before the push, so a
+// step already sent is never pushed again even after LINE has forgotten the
+// key; LINE's 409 for a key it has seen counts as sent. A blocked friend is
+// not pushed to at all. Whatever LINE refuses gives its budget back.
+func (a *Activities) push(ctx context.Context, s Step, d *models.Delivery, ch *models.Channel, friend *models.Friend) (SendStepResult, error) {
+	log := activity.GetLogger(ctx)
 	switch d.Status {
 	case models.DeliverySent:
 		return a.outcome(metrics.SendDuplicate, "already sent"), nil
@@ -97,22 +118,18 @@ func (a *Activities) SendStep(ctx context.Context, in SendStepInput) (SendStepRe
 	}
 	if friend.Status == models.FriendBlocked {
 		d.Status, d.Error = models.DeliverySkipped, "friend blocked the account"
-		if err := a.Store.FinishDelivery(ctx, d); err != nil {
+		if err := a.finish(ctx, d, nil, true); err != nil {
 			return SendStepResult{}, err
 		}
 		return a.outcome(metrics.SendSkipped, d.Error), nil
 	}
-	ch, err := a.Store.Channel(ctx, in.ChannelID)
-	if err != nil {
-		return SendStepResult{}, err
-	}
-	msgs, err := a.personalize(ctx, ch, friend, in.Messages)
+	msgs, err := a.personalize(ctx, ch, friend, s.Messages)
 	if err != nil {
 		return SendStepResult{}, err
 	}
 	if a.Links != nil {
 		msgs, err = a.Links.Rewrite(ctx, msgs, friend.ID, func(ctx context.Context, url string) (uint, error) {
-			return a.Store.TrackedLinkID(ctx, ch.ID, in.ScenarioID, in.NodeID, url)
+			return a.Store.TrackedLinkID(ctx, ch.ID, s.ScenarioID, s.NodeID, url)
 		})
 		if err != nil {
 			return SendStepResult{}, err
@@ -122,8 +139,8 @@ func (a *Activities) SendStep(ctx context.Context, in SendStepInput) (SendStepRe
 	if err := a.waitForRate(ctx, ch); err != nil {
 		return SendStepResult{}, err
 	}
-	requestID, err := a.LINE.Push(ctx, ch.AccessToken, friend.UserID, msgs, key)
-	now := in.Now.UTC()
+	requestID, err := a.LINE.Push(ctx, ch.AccessToken, friend.UserID, msgs, d.RetryKey)
+	now := s.Now.UTC()
 	if now.IsZero() {
 		now = time.Now().UTC()
 	}
@@ -133,55 +150,55 @@ func (a *Activities) SendStep(ctx context.Context, in SendStepInput) (SendStepRe
 		d.Status, d.LineRequestID, d.SentAt = models.DeliverySent, requestID, &now
 	case errors.As(err, &le) && le.Status == http.StatusConflict:
 		d.Status, d.LineRequestID, d.SentAt = models.DeliverySent, le.AcceptedRequestID, &now
-		if err := a.Store.FinishDelivery(ctx, d); err != nil {
+		if err := a.finish(ctx, d, nil, false); err != nil {
 			return SendStepResult{}, err
 		}
 		return a.outcome(metrics.SendDuplicate, "LINE had already accepted this retry key"), nil
 	case errors.As(err, &le) && le.MonthlyLimit():
 		// Not a failure of this step: the channel is out of messages until
 		// LINE's month turns. The gate holds every step of the channel
-		// until then; this one is tried again, with the same key.
-		log.Warn("LINE monthly limit reached; the channel's steps hold", "channel", in.ChannelID, "node", in.NodeID)
-		if err := a.Store.MarkLineQuotaReached(ctx, in.ChannelID, models.Month(in.Now.In(channelLocation(ch)))); err != nil {
+		// until then; this one is begun again then, with the same key.
+		log.Warn("LINE monthly limit reached; the channel's steps hold", "channel", s.ChannelID, "node", s.NodeID)
+		if err := a.Store.MarkLineQuotaReached(ctx, s.ChannelID, models.Month(s.Now.In(channelLocation(ch)))); err != nil {
 			return SendStepResult{}, err
 		}
-		if err := a.release(ctx, in); err != nil {
+		d.Status = models.DeliveryHeld
+		if err := a.finish(ctx, d, nil, true); err != nil {
 			return SendStepResult{}, err
 		}
 		return a.outcome(metrics.SendHeld, HoldBudget), nil
 	case errors.As(err, &le) && le.Status != http.StatusTooManyRequests && le.Status < 500:
 		// LINE will refuse this request however often it is sent.
 		d.Status, d.Error = models.DeliveryFailed, le.Error()
-		log.Error("LINE refused the step", "channel", in.ChannelID, "node", in.NodeID, "status", le.Status, "error", le.Message)
-		if err := a.release(ctx, in); err != nil {
+		log.Error("LINE refused the step", "channel", s.ChannelID, "node", s.NodeID, "status", le.Status, "error", le.Message)
+		if err := a.finish(ctx, d, nil, true); err != nil {
 			return SendStepResult{}, err
 		}
+		return a.outcome(metrics.SendFailed, d.Error), nil
 	default:
 		a.count(metrics.SendRetry)
-		return SendStepResult{}, fmt.Errorf("push step %s: %w", in.NodeID, err)
-	}
-	if err := a.Store.FinishDelivery(ctx, d); err != nil {
-		// The push went out; the retry sees the same key and LINE's 409.
-		return SendStepResult{}, err
-	}
-	if d.Status == models.DeliveryFailed {
-		return a.outcome(metrics.SendFailed, d.Error), nil
+		return SendStepResult{}, fmt.Errorf("push step %s: %w", s.NodeID, err)
 	}
 	// An impression in the only sense LINE allows: the push was accepted.
-	err = a.Store.RecordEvent(ctx, &models.FriendEvent{ChannelID: in.ChannelID, FriendID: in.FriendID,
-		Type: scenario.EventDelivered, ScenarioKey: in.ScenarioKey, NodeID: in.NodeID, At: now})
-	if err != nil {
+	delivered := &models.FriendEvent{ChannelID: s.ChannelID, FriendID: s.FriendID,
+		Type: scenario.EventDelivered, ScenarioKey: s.ScenarioKey, NodeID: s.NodeID, At: now}
+	if err := a.finish(ctx, d, delivered, false); err != nil {
+		// The push went out; the retry sees the same key and LINE's 409.
 		return SendStepResult{}, err
 	}
 	return a.outcome(metrics.SendSent, ""), nil
 }
 
-// release gives back the step's budget reservation.
-func (a *Activities) release(ctx context.Context, in SendStepInput) error {
-	if in.BudgetMonth == "" {
-		return nil
+// finish stores the delivery's outcome, first giving its budget back when
+// nothing was sent.
+func (a *Activities) finish(ctx context.Context, d *models.Delivery, delivered *models.FriendEvent, release bool) error {
+	if release && d.BudgetMonth != "" {
+		if err := a.Store.ReleaseBudget(ctx, d.ChannelID, d.BudgetMonth, int64(d.MessageCount)); err != nil {
+			return err
+		}
+		d.BudgetMonth = ""
 	}
-	return a.Store.ReleaseBudget(ctx, in.ChannelID, in.BudgetMonth, int64(len(in.Messages)))
+	return a.Store.FinishDelivery(ctx, d, delivered)
 }
 
 // waitForRate takes a token of the channel's per-second push limit, shared

@@ -107,10 +107,10 @@ func (f *fixture) input(nodeID, stepKey string, msgs ...string) activities.SendS
 	for i, m := range msgs {
 		raw[i] = json.RawMessage(m)
 	}
-	return activities.SendStepInput{
+	return activities.SendStepInput{Step: activities.Step{
 		ChannelID: f.channel.ID, ScenarioID: 7, FriendID: f.friend.ID, UserID: f.friend.UserID,
 		NodeID: nodeID, StepKey: stepKey, Messages: raw,
-	}
+	}}
 }
 
 func (f *fixture) send(t *testing.T, in activities.SendStepInput) (activities.SendStepResult, error) {
@@ -278,8 +278,8 @@ func TestSendStepTransientErrorsAreRetried(t *testing.T) {
 // TestSendStepMonthlyLimitHoldsTheChannel: LINE's 429 "monthly limit" is not
 // retried by the activity. SendStep marks the channel as out of LINE's quota
 // for the month (in the channel's time zone), gives back the step's budget
-// reservation and answers held; the delivery row stays "sending", so the
-// step's next attempt (after the gate lets it go) pushes with the same key.
+// reservation and answers held; the delivery row is "held", so the step's
+// next attempt (after the gate lets it go) begins it again with the same key.
 func TestSendStepMonthlyLimitHoldsTheChannel(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -321,7 +321,8 @@ func TestSendStepMonthlyLimitHoldsTheChannel(t *testing.T) {
 
 			key := activities.RetryKey(testWorkflowID, testRunID, "m1#1")
 			d := f.delivery(t, key)
-			require.Equal(t, models.DeliverySending, d.Status, "not failed: the step will be tried again")
+			require.Equal(t, models.DeliveryHeld, d.Status, "not failed: the step will be tried again")
+			require.Empty(t, d.BudgetMonth, "nothing reserved while held")
 			require.Nil(t, d.SentAt)
 
 			// The gate now holds the channel's steps until the next month.

@@ -47,81 +47,108 @@ type GateResult struct {
 	BudgetMonth string
 }
 
-// Gate is asked before each send. A block, an ended scenario or the exit
-// audience end the enrollment; a paused scenario, quiet hours, the
-// frequency cap and the monthly budget hold the step (nothing is dropped).
-// When the step may go, its messages are reserved from the budget, so
-// concurrent sends cannot overspend it.
+// Gate is asked before each send by enrollments that started before
+// Deliver took its place (their histories replay it). A block, an ended
+// scenario or the exit audience end the enrollment; a paused scenario,
+// quiet hours, the frequency cap and the monthly budget hold the step
+// (nothing is dropped). When the step may go, its messages are reserved
+// from the budget, so concurrent sends cannot overspend it.
 func (a *Activities) Gate(ctx context.Context, in GateInput) (GateResult, error) {
-	res, err := a.gate(ctx, in)
-	if err == nil && res.HoldReason != "" {
-		err = a.Store.RecordStepEvent(ctx, &models.StepEvent{ChannelID: in.ChannelID, ScenarioID: in.ScenarioID,
-			NodeID: in.NodeID, FriendID: in.FriendID, Kind: models.StepHeld, Outcome: res.HoldReason, At: in.Now})
-	}
-	return res, err
-}
-
-func (a *Activities) gate(ctx context.Context, in GateInput) (GateResult, error) {
-	sc, err := a.Store.Scenario(ctx, in.ScenarioID)
+	v, err := a.judge(ctx, in)
 	if err != nil {
 		return GateResult{}, err
+	}
+	if v.mayGo() {
+		ok, err := a.Store.ReserveBudget(ctx, v.channel, v.res.BudgetMonth, int64(in.Messages))
+		if err != nil {
+			return GateResult{}, err
+		}
+		if !ok {
+			v.holdForBudget()
+		}
+	}
+	return v.res, a.recordHold(ctx, in, v.res)
+}
+
+// verdict is the gate's judgement of a step, before any reservation.
+type verdict struct {
+	res       GateResult
+	channel   *models.Channel
+	friend    *models.Friend
+	nextMonth time.Time
+}
+
+// mayGo reports whether nothing ends or holds the step; its messages are
+// then to be reserved from res.BudgetMonth.
+func (v *verdict) mayGo() bool {
+	return !v.res.Blocked && v.res.ScenarioStatus != models.ScenarioEnded && !v.res.InExitAudience && v.res.HoldReason == ""
+}
+
+// holdForBudget holds the step until the budget's next month.
+func (v *verdict) holdForBudget() {
+	v.res.HoldReason, v.res.HoldUntil, v.res.BudgetMonth = HoldBudget, v.nextMonth, ""
+}
+
+// recordHold counts a held step for the scenario's statistics.
+func (a *Activities) recordHold(ctx context.Context, in GateInput, res GateResult) error {
+	if res.HoldReason == "" {
+		return nil
+	}
+	return a.Store.RecordStepEvent(ctx, &models.StepEvent{ChannelID: in.ChannelID, ScenarioID: in.ScenarioID,
+		NodeID: in.NodeID, FriendID: in.FriendID, Kind: models.StepHeld, Outcome: res.HoldReason, At: in.Now})
+}
+
+// judge applies the gate's rules, in order, to a step due now.
+func (a *Activities) judge(ctx context.Context, in GateInput) (*verdict, error) {
+	sc, err := a.Store.Scenario(ctx, in.ScenarioID)
+	if err != nil {
+		return nil, err
 	}
 	f, err := a.Store.FriendByID(ctx, in.FriendID)
 	if err != nil {
-		return GateResult{}, err
+		return nil, err
 	}
-	res := GateResult{ScenarioStatus: sc.Status, Blocked: f.Status == models.FriendBlocked}
-	if res.Blocked || sc.Status == models.ScenarioEnded {
-		return res, nil
+	v := &verdict{res: GateResult{ScenarioStatus: sc.Status, Blocked: f.Status == models.FriendBlocked}, friend: f}
+	if v.res.Blocked || sc.Status == models.ScenarioEnded {
+		return v, nil
 	}
 	if in.ExitAudience != "" {
-		if res.InExitAudience, err = a.InAudience(ctx, in.ChannelID, in.ExitAudience, f, in.Now, 0); err != nil || res.InExitAudience {
-			return res, err
+		if v.res.InExitAudience, err = a.InAudience(ctx, in.ChannelID, in.ExitAudience, f, in.Now, 0); err != nil || v.res.InExitAudience {
+			return v, err
 		}
 	}
 	if sc.Status == models.ScenarioPaused {
-		res.HoldReason = HoldPaused
-		return res, nil
+		v.res.HoldReason = HoldPaused
+		return v, nil
 	}
 	ch, err := a.Store.Channel(ctx, in.ChannelID)
 	if err != nil {
-		return res, err
+		return nil, err
 	}
-	loc, err := time.LoadLocation(ch.TimeZone)
-	if err != nil {
-		loc, _ = time.LoadLocation(scenario.DefaultTimeZone)
-	}
-	now := in.Now.In(loc)
+	v.channel = ch
+	now := in.Now.In(channelLocation(ch))
+	v.nextMonth = time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, now.Location())
 	if end, quiet := quietUntil(ch, now); quiet {
-		res.HoldReason, res.HoldUntil = HoldQuietHours, end
-		return res, nil
+		v.res.HoldReason, v.res.HoldUntil = HoldQuietHours, end
+		return v, nil
 	}
 	if ch.FrequencyCap > 0 {
 		n, oldest, err := a.Store.PushesSince(ctx, f.ID, now.Add(-24*time.Hour))
 		if err != nil {
-			return res, err
+			return nil, err
 		}
 		if n >= int64(ch.FrequencyCap) {
-			res.HoldReason, res.HoldUntil = HoldFrequencyCap, oldest.Add(24*time.Hour)
-			return res, nil
+			v.res.HoldReason, v.res.HoldUntil = HoldFrequencyCap, oldest.Add(24*time.Hour)
+			return v, nil
 		}
 	}
 	month := models.Month(now)
-	nextMonth := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, loc)
 	if ch.LineQuotaMonth == month {
-		res.HoldReason, res.HoldUntil = HoldBudget, nextMonth
-		return res, nil
+		v.holdForBudget()
+		return v, nil
 	}
-	ok, err := a.Store.ReserveBudget(ctx, ch, month, int64(in.Messages))
-	if err != nil {
-		return res, err
-	}
-	if !ok {
-		res.HoldReason, res.HoldUntil = HoldBudget, nextMonth
-		return res, nil
-	}
-	res.BudgetMonth = month
-	return res, nil
+	v.res.BudgetMonth = month
+	return v, nil
 }
 
 // quietUntil reports whether now is within the channel's quiet hours and

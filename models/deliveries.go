@@ -2,38 +2,88 @@ package models
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
-// BeginDelivery returns the delivery row for d.RetryKey, creating it as
-// "sending" the first time, and counts the attempt. A row that is already
-// sent tells the caller not to push again.
-func (s *Store) BeginDelivery(ctx context.Context, d *Delivery) (*Delivery, error) {
-	var out Delivery
-	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		d.Status = DeliverySending
-		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(d).Error; err != nil {
-			return err
-		}
-		if err := tx.Where("retry_key = ?", d.RetryKey).First(&out).Error; err != nil {
-			return err
-		}
-		out.Attempts++
-		return tx.Model(&out).Update("attempts", out.Attempts).Error
-	})
-	if err != nil {
-		return nil, dbError(err, fmt.Sprintf("delivery %s", d.RetryKey))
+// errNoRoom rolls back a delivery whose budget reservation failed.
+var errNoRoom = errors.New("no room in the budget")
+
+// DeliveryByKey returns the delivery row of a retry key, or nil when the
+// step was never begun.
+func (s *Store) DeliveryByKey(ctx context.Context, retryKey string) (*Delivery, error) {
+	var ds []Delivery
+	err := s.DB.WithContext(ctx).Where("retry_key = ?", retryKey).Limit(1).Find(&ds).Error
+	if err != nil || len(ds) == 0 {
+		return nil, dbError(err, fmt.Sprintf("delivery %s", retryKey))
 	}
-	return &out, nil
+	return &ds[0], nil
 }
 
-// FinishDelivery stores the outcome of a push.
-func (s *Store) FinishDelivery(ctx context.Context, d *Delivery) error {
-	err := s.DB.WithContext(ctx).Model(&Delivery{}).Where("retry_key = ?", d.RetryKey).
-		Updates(map[string]any{"status": d.Status, "error": d.Error, "line_request_id": d.LineRequestID, "sent_at": d.SentAt}).Error
+// BeginDelivery returns the delivery row for d.RetryKey and counts the
+// attempt. A new row, or one held back by LINE's monthly limit, becomes
+// "sending"; when budget is set and has a monthly budget, the step's
+// messages are reserved from d.BudgetMonth in the same transaction, so a
+// step is reserved once however often it is tried. ok is false, and
+// nothing is written, when the budget has no room. A row that is sending,
+// sent, failed or skipped comes back as it is: a sent row tells the caller
+// not to push again.
+func (s *Store) BeginDelivery(ctx context.Context, d *Delivery, budget *Channel) (out *Delivery, ok bool, err error) {
+	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var rows []Delivery
+		if err := tx.Where("retry_key = ?", d.RetryKey).Limit(1).Find(&rows).Error; err != nil {
+			return err
+		}
+		if len(rows) == 1 && rows[0].Status != DeliveryHeld {
+			out = &rows[0]
+			out.Attempts++
+			return tx.Model(out).Update("attempts", out.Attempts).Error
+		}
+		if budget != nil && budget.MonthlyBudget > 0 && d.BudgetMonth != "" {
+			room, err := reserve(tx, budget, d.BudgetMonth, int64(d.MessageCount))
+			if err != nil {
+				return err
+			}
+			if !room {
+				return errNoRoom
+			}
+		}
+		if len(rows) == 0 {
+			d.Status, d.Attempts = DeliverySending, 1
+			out = d
+			return tx.Create(d).Error
+		}
+		out = &rows[0]
+		out.Status, out.BudgetMonth, out.Attempts = DeliverySending, d.BudgetMonth, out.Attempts+1
+		return tx.Model(out).Updates(map[string]any{"status": out.Status, "budget_month": out.BudgetMonth, "attempts": out.Attempts}).Error
+	})
+	if errors.Is(err, errNoRoom) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, dbError(err, fmt.Sprintf("delivery %s", d.RetryKey))
+	}
+	return out, true, nil
+}
+
+// FinishDelivery stores the outcome of a push and, when delivered is set,
+// the friend's delivered event, in one transaction.
+func (s *Store) FinishDelivery(ctx context.Context, d *Delivery, delivered *FriendEvent) error {
+	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		err := tx.Model(&Delivery{}).Where("retry_key = ?", d.RetryKey).
+			Updates(map[string]any{"status": d.Status, "error": d.Error, "line_request_id": d.LineRequestID,
+				"sent_at": d.SentAt, "budget_month": d.BudgetMonth}).Error
+		if err != nil || delivered == nil {
+			return err
+		}
+		delivered.At = delivered.At.UTC()
+		if delivered.Props == "" {
+			delivered.Props = "{}"
+		}
+		return tx.Create(delivered).Error
+	})
 	return dbError(err, fmt.Sprintf("delivery %s", d.RetryKey))
 }
 

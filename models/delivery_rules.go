@@ -24,19 +24,24 @@ func (s *Store) ReserveBudget(ctx context.Context, ch *Channel, month string, n 
 	}
 	ok := false
 	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		row := ChannelUsage{ChannelID: ch.ID, Month: month}
-		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
-			return err
-		}
-		// One conditional update: concurrent reservations cannot both take
-		// the last messages.
-		res := tx.Model(&ChannelUsage{}).
-			Where("channel_id = ? AND month = ? AND used + ? <= ?", ch.ID, month, n, ch.MonthlyBudget).
-			Update("used", gorm.Expr("used + ?", n))
-		ok = res.RowsAffected == 1
-		return res.Error
+		var err error
+		ok, err = reserve(tx, ch, month, n)
+		return err
 	})
 	return ok, dbError(err, fmt.Sprintf("budget of channel %d", ch.ID))
+}
+
+// reserve takes n messages from the budget within tx: one conditional
+// update, so concurrent reservations cannot both take the last messages.
+func reserve(tx *gorm.DB, ch *Channel, month string, n int64) (bool, error) {
+	row := ChannelUsage{ChannelID: ch.ID, Month: month}
+	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
+		return false, err
+	}
+	res := tx.Model(&ChannelUsage{}).
+		Where("channel_id = ? AND month = ? AND used + ? <= ?", ch.ID, month, n, ch.MonthlyBudget).
+		Update("used", gorm.Expr("used + ?", n))
+	return res.RowsAffected == 1, res.Error
 }
 
 // ReleaseBudget gives back a reservation whose push LINE refused.

@@ -136,6 +136,10 @@ const (
 	DeliverySent    = "sent"
 	DeliveryFailed  = "failed"
 	DeliverySkipped = "skipped"
+	// DeliveryHeld is a step LINE refused for the channel's monthly limit:
+	// nothing was sent and nothing is reserved; it is begun again, with the
+	// same retry key, when the gate lets it go.
+	DeliveryHeld = "held"
 )
 
 // Delivery is one step's push to one friend. RetryKey is the X-Line-Retry-Key
@@ -151,8 +155,11 @@ type Delivery struct {
 	RetryKey     string `gorm:"not null;uniqueIndex"`
 	Status       string `gorm:"not null;index"`
 	MessageCount int    `gorm:"not null"`
-	Attempts     int    `gorm:"not null"`
-	Error        string
+	// BudgetMonth is the month the step's messages were reserved from
+	// (empty: nothing reserved), so a refused push gives them back.
+	BudgetMonth string
+	Attempts    int `gorm:"not null"`
+	Error       string
 	// LineRequestID is LINE's x-line-request-id (or the accepted request's
 	// id on a 409), the handle LINE support asks for.
 	LineRequestID string

@@ -114,22 +114,24 @@ func Run(in Input) (*Timeline, error) {
 
 	f := &friend{Friend: in.Friend, events: events}
 	tl := &Timeline{}
-	env.OnActivity(a.SendStep, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, si activities.SendStepInput) (activities.SendStepResult, error) {
-			tl.Sends = append(tl.Sends, Send{Node: si.NodeID, At: env.Now(), Messages: activities.Personalize(si.Messages, f.DisplayName)})
-			// As SendStep records for real friends: the impression.
+	env.OnActivity(a.Deliver, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, di activities.DeliverInput) (activities.DeliverResult, error) {
+			res := activities.DeliverResult{GateResult: activities.GateResult{ScenarioStatus: models.ScenarioActive,
+				InExitAudience: di.ExitAudience != "" && f.Audiences[di.ExitAudience]}}
+			if res.InExitAudience {
+				return res, nil
+			}
+			tl.Sends = append(tl.Sends, Send{Node: di.NodeID, At: env.Now(), Messages: activities.Personalize(di.Messages, f.DisplayName)})
+			// As Deliver records for real friends: the impression.
 			f.mu.Lock()
-			f.events = append(f.events, scenario.Event{Type: scenario.EventDelivered, ScenarioKey: si.ScenarioKey, Node: si.NodeID, At: env.Now()})
+			f.events = append(f.events, scenario.Event{Type: scenario.EventDelivered, ScenarioKey: di.ScenarioKey, Node: di.NodeID, At: env.Now()})
 			f.mu.Unlock()
-			return activities.SendStepResult{Outcome: metrics.SendSent}, nil
+			res.Outcome = metrics.SendSent
+			return res, nil
 		})
 	env.OnActivity(a.LoadFacts, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, li activities.LoadFactsInput) (scenario.Facts, error) {
 			return f.facts(env.Now(), li.EventsSince), nil
-		})
-	env.OnActivity(a.Gate, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, gi activities.GateInput) (activities.GateResult, error) {
-			return activities.GateResult{ScenarioStatus: models.ScenarioActive, InExitAudience: gi.ExitAudience != "" && f.Audiences[gi.ExitAudience]}, nil
 		})
 	env.OnActivity(a.ApplyTags, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, ti activities.ApplyTagsInput) error {

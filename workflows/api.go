@@ -90,7 +90,10 @@ const (
 	StatusWaitingForEvent = "waiting_for_event"
 	// StatusHeld is a step that is due but held: the scenario is paused,
 	// quiet hours, the frequency cap or the budget (HeldReason says which).
-	StatusHeld      = "held"
+	StatusHeld = "held"
+	// HeldRetrying is the HeldReason of a step whose push or database work
+	// failed and waits to be tried again.
+	HeldRetrying    = "retrying after an error"
 	StatusRunning   = "running"
 	StatusCompleted = "completed"
 	StatusExited    = "exited"

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"time"
@@ -127,8 +128,8 @@ func (e *enrollment) step(ctx workflow.Context, n *scenario.Node) (next, outcome
 		i := splitPath(n.Split, e.in.UserID+"/"+e.in.ScenarioKey+"/"+n.ID)
 		return n.Split.Paths[i].Next, fmt.Sprintf("path %d", i), nil
 	case scenario.NodeTag:
-		err := workflow.ExecuteLocalActivity(localCtx(ctx), a.ApplyTags, activities.ApplyTagsInput{
-			FriendID: e.in.FriendID, Add: n.Tag.Add, Remove: n.Tag.Remove}).Get(ctx, nil)
+		err := e.local(ctx, a.ApplyTags, activities.ApplyTagsInput{
+			FriendID: e.in.FriendID, Add: n.Tag.Add, Remove: n.Tag.Remove}, nil)
 		return n.Next, "", err
 	case scenario.NodeExit:
 		e.exit = ExitExitNode
@@ -237,19 +238,89 @@ func (e *enrollment) handleControl(ctl Control) {
 	}
 }
 
-// send delivers a message node, after the gate: a paused scenario, quiet
-// hours, the frequency cap or the budget hold the step until it may go
-// (nothing skipped); an ended scenario, a block or the exit audience end the
-// enrollment. The step key is fixed before the first try, so a held step
-// sent later has the same retry key.
+// deliverChange is the GetVersion change that merged the gate and the push
+// into the Deliver local activity. Runs started before it replay the gate
+// local activity and the SendStep activity (sendGated).
+const deliverChange = "deliver-local-activity"
+
+// sendGiveUp bounds the tries of one step: LINE keeps a retry key for 24
+// hours, and past that a retry could only rely on the delivery row.
+const sendGiveUp = 23 * time.Hour
+
+// send delivers a message node: a paused scenario, quiet hours, the
+// frequency cap or the budget hold the step until it may go (nothing
+// skipped); an ended scenario, a block or the exit audience end the
+// enrollment. The step key is fixed before the first try, so a held or
+// retried step keeps its retry key.
 func (e *enrollment) send(ctx workflow.Context, n *scenario.Node) (string, error) {
 	e.steps++
 	key := fmt.Sprintf("%s#%d", n.ID, e.steps)
+	if workflow.GetVersion(ctx, deliverChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return e.sendGated(ctx, n, key)
+	}
+	step := activities.Step{
+		ChannelID: e.in.ChannelID, ScenarioID: e.in.ScenarioID, ScenarioKey: e.in.ScenarioKey,
+		FriendID: e.in.FriendID, UserID: e.in.UserID, NodeID: n.ID, StepKey: key, Messages: n.Message.Messages,
+	}
+	first := workflow.Now(ctx)
+	for failures := 0; ; {
+		e.drain(ctx)
+		if e.exit != "" {
+			return "", nil
+		}
+		step.Now = workflow.Now(ctx)
+		var r activities.DeliverResult
+		err := workflow.ExecuteLocalActivity(deliverCtx(ctx), a.Deliver,
+			activities.DeliverInput{Step: step, ExitAudience: e.exitAudience()}).Get(ctx, &r)
+		if err != nil {
+			// LINE or the database failed. The step is tried again, with
+			// the same retry key, until a day has passed; then it is in
+			// the log and the history, and the scenario goes on.
+			failures++
+			next := step.Now.Add(retryWait(failures))
+			if next.Sub(first) > sendGiveUp {
+				e.log.Error("step not delivered", "node", n.ID, "tries", failures, "error", err)
+				return metrics.SendFailed, nil
+			}
+			e.log.Warn("step will be tried again", "node", n.ID, "tries", failures, "error", err)
+			if err := e.hold(ctx, HeldRetrying, next); err != nil {
+				return "", err
+			}
+			continue
+		}
+		if e.exitFor(r.GateResult) {
+			return "", nil
+		}
+		if r.HoldReason != "" {
+			if err := e.hold(ctx, r.HoldReason, holdEnd(r.GateResult, step.Now)); err != nil {
+				return "", err
+			}
+			continue
+		}
+		switch r.Outcome {
+		case metrics.SendHeld:
+			continue // the gate now holds the channel's steps
+		case metrics.SendSent, metrics.SendDuplicate:
+			e.state.StepsSent++
+		case metrics.SendSkipped:
+			e.exit = ExitBlocked
+		}
+		return r.Outcome, nil
+	}
+}
+
+// retryWait is the wait before the next try of a failed local activity:
+// from a second, doubling, up to five minutes.
+func retryWait(failures int) time.Duration {
+	return min(time.Second<<min(failures-1, 20), 5*time.Minute)
+}
+
+// sendGated is send for runs started before deliverChange: the gate local
+// activity, then the SendStep activity.
+func (e *enrollment) sendGated(ctx workflow.Context, n *scenario.Node, key string) (string, error) {
 	opts := workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		// LINE keeps a retry key for 24 hours; past that a retry could only
-		// rely on the delivery row, so give up before.
-		ScheduleToCloseTimeout: 23 * time.Hour,
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: sendGiveUp,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,
@@ -263,19 +334,20 @@ func (e *enrollment) send(ctx workflow.Context, n *scenario.Node) (string, error
 		}
 		var res activities.SendStepResult
 		err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.SendStep, activities.SendStepInput{
-			ChannelID: e.in.ChannelID, ScenarioID: e.in.ScenarioID, ScenarioKey: e.in.ScenarioKey,
-			FriendID: e.in.FriendID, UserID: e.in.UserID, NodeID: n.ID, StepKey: key, Messages: n.Message.Messages,
-			BudgetMonth: g.BudgetMonth, Now: workflow.Now(ctx),
+			Step: activities.Step{
+				ChannelID: e.in.ChannelID, ScenarioID: e.in.ScenarioID, ScenarioKey: e.in.ScenarioKey,
+				FriendID: e.in.FriendID, UserID: e.in.UserID, NodeID: n.ID, StepKey: key, Messages: n.Message.Messages,
+				Now: workflow.Now(ctx),
+			},
+			BudgetMonth: g.BudgetMonth,
 		}).Get(ctx, &res)
 		if err != nil {
-			// The step could not be delivered within a day: it is in the
-			// log and the history; the scenario goes on.
 			e.log.Error("step not delivered", "node", n.ID, "error", err)
 			return metrics.SendFailed, nil
 		}
 		switch res.Outcome {
 		case metrics.SendHeld:
-			continue // the gate now holds the channel's steps
+			continue
 		case metrics.SendSent, metrics.SendDuplicate:
 			e.state.StepsSent++
 		case metrics.SendSkipped:
@@ -289,6 +361,31 @@ func (e *enrollment) send(ctx workflow.Context, n *scenario.Node) (string, error
 // if the signal that says so is lost.
 const budgetRecheck = 6 * time.Hour
 
+// exitFor sets e.exit when the gate's verdict ends the enrollment.
+func (e *enrollment) exitFor(g activities.GateResult) bool {
+	switch {
+	case g.Blocked:
+		e.exit = ExitBlocked
+	case g.ScenarioStatus == models.ScenarioEnded:
+		e.exit = ExitScenarioEnded
+	case g.InExitAudience:
+		e.exit = ExitAudience
+	}
+	return e.exit != ""
+}
+
+// holdEnd is when a held step asks the gate again: when the hold ends, and
+// no later than the rechecks of a pause or a budget.
+func holdEnd(g activities.GateResult, now time.Time) time.Time {
+	switch {
+	case g.HoldReason == activities.HoldPaused:
+		return now.Add(heldRecheck)
+	case g.HoldReason == activities.HoldBudget && g.HoldUntil.Sub(now) > budgetRecheck:
+		return now.Add(budgetRecheck)
+	}
+	return g.HoldUntil
+}
+
 // gate asks whether the step may go now and holds until it may. It returns
 // with e.exit set when the enrollment must end instead.
 func (e *enrollment) gate(ctx workflow.Context, messages int) (activities.GateResult, error) {
@@ -299,32 +396,17 @@ func (e *enrollment) gate(ctx workflow.Context, messages int) (activities.GateRe
 		}
 		now := workflow.Now(ctx)
 		var g activities.GateResult
-		err := workflow.ExecuteLocalActivity(localCtx(ctx), a.Gate, activities.GateInput{
+		err := e.local(ctx, a.Gate, activities.GateInput{
 			ChannelID: e.in.ChannelID, ScenarioID: e.in.ScenarioID, FriendID: e.in.FriendID, NodeID: e.state.Node,
 			ExitAudience: e.exitAudience(), Messages: messages, Now: now,
-		}).Get(ctx, &g)
+		}, &g)
 		if err != nil {
 			return g, err
 		}
-		switch {
-		case g.Blocked:
-			e.exit = ExitBlocked
-		case g.ScenarioStatus == models.ScenarioEnded:
-			e.exit = ExitScenarioEnded
-		case g.InExitAudience:
-			e.exit = ExitAudience
-		}
-		if e.exit != "" || g.HoldReason == "" {
+		if e.exitFor(g) || g.HoldReason == "" {
 			return g, nil
 		}
-		until := g.HoldUntil
-		switch {
-		case g.HoldReason == activities.HoldPaused:
-			until = now.Add(heldRecheck)
-		case g.HoldReason == activities.HoldBudget && until.Sub(now) > budgetRecheck:
-			until = now.Add(budgetRecheck)
-		}
-		if err := e.hold(ctx, g.HoldReason, until); err != nil {
+		if err := e.hold(ctx, g.HoldReason, holdEnd(g, now)); err != nil {
 			return g, err
 		}
 	}
@@ -380,8 +462,8 @@ func (e *enrollment) branch(ctx workflow.Context, n *scenario.Node) (string, str
 		n.Branch.Cases[i].When.Needs(&needs, now, e.state.EnrolledAt)
 	}
 	var facts scenario.Facts
-	err := workflow.ExecuteLocalActivity(localCtx(ctx), a.LoadFacts, activities.LoadFactsInput{
-		ChannelID: e.in.ChannelID, FriendID: e.in.FriendID, Needs: needs, Now: now}).Get(ctx, &facts)
+	err := e.local(ctx, a.LoadFacts, activities.LoadFactsInput{
+		ChannelID: e.in.ChannelID, FriendID: e.in.FriendID, Needs: needs, Now: now}, &facts)
 	if err != nil {
 		return "", "", err
 	}
@@ -400,9 +482,9 @@ func (e *enrollment) recordDecision(ctx workflow.Context, n *scenario.Node, outc
 	default:
 		return nil
 	}
-	return workflow.ExecuteLocalActivity(localCtx(ctx), a.RecordVisit, activities.RecordVisitInput{
+	return e.local(ctx, a.RecordVisit, activities.RecordVisitInput{
 		ChannelID: e.in.ChannelID, ScenarioID: e.in.ScenarioID, FriendID: e.in.FriendID,
-		NodeID: n.ID, Outcome: outcome, At: workflow.Now(ctx)}).Get(ctx, nil)
+		NodeID: n.ID, Outcome: outcome, At: workflow.Now(ctx)}, nil)
 }
 
 // splitPath picks a weighted path from a hash of the friend, the scenario
@@ -426,11 +508,39 @@ func splitPath(s *scenario.Split, key string) int {
 
 // localCtx is for the short database activities: local activities record
 // one marker in the history instead of three events and a task round trip.
+// Each runs once per try: the workflow itself waits and tries again (local),
+// with timers, so that an outage of any length delays the enrollment
+// without failing it, and virtual-time tests see every try.
 func localCtx(ctx workflow.Context) workflow.Context {
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: 10 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
 	})
+}
+
+// deliverCtx is localCtx for Deliver, which may wait for LINE: longer than
+// a workflow task, which the SDK then keeps alive.
+func deliverCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+}
+
+// local runs a database local activity until it succeeds, waiting between
+// tries (retryWait). Only an error marked non-retryable ends the tries.
+func (e *enrollment) local(ctx workflow.Context, fn, in, out any) error {
+	for failures := 1; ; failures++ {
+		err := workflow.ExecuteLocalActivity(localCtx(ctx), fn, in).Get(ctx, out)
+		var appErr *temporal.ApplicationError
+		if err == nil || (errors.As(err, &appErr) && appErr.NonRetryable()) {
+			return err
+		}
+		e.log.Warn("local activity will be tried again", "tries", failures, "error", err)
+		if err := workflow.Sleep(ctx, retryWait(failures)); err != nil {
+			return err
+		}
+	}
 }
 
 // finish records how the enrollment ended and returns its final state.
@@ -440,8 +550,7 @@ func (e *enrollment) finish(ctx workflow.Context, status, reason string) (State,
 	if status == StatusExited {
 		rowStatus = models.EnrollmentExited
 	}
-	err := workflow.ExecuteLocalActivity(localCtx(ctx), a.FinishEnrollment,
-		activities.FinishEnrollmentInput{Status: rowStatus, Reason: reason}).Get(ctx, nil)
+	err := e.local(ctx, a.FinishEnrollment, activities.FinishEnrollmentInput{Status: rowStatus, Reason: reason}, nil)
 	if err != nil {
 		return e.state, err
 	}

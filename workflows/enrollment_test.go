@@ -11,8 +11,6 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/stepcast/stepcast/activities"
@@ -195,9 +193,9 @@ func TestEnrollmentOtherEventsDoNotStopIt(t *testing.T) {
 // workflow exits as blocked at the first step instead of waiting for the
 // next ones, whatever node follows the message.
 //
-// "before the enrollment" blocks the friend from the start; "between the
-// check and the send" blocks the friend in the database just after the
-// workflow's Gate local activity has answered, so that it is SendStep itself
+// "before the enrollment" blocks the friend from the start; "between two
+// tries" blocks the friend in the database while LINE fails the first push
+// (a 500, nothing accepted), so that it is the second try of the begun step
 // that finds the block and skips the push.
 func TestEnrollmentBlockedFriendInDatabase(t *testing.T) {
 	docs := map[string]*scenario.Document{
@@ -218,7 +216,7 @@ nodes:
   - {id: x, type: exit}
 `),
 	}
-	for _, when := range []string{"before the enrollment", "between the check and the send"} {
+	for _, when := range []string{"before the enrollment", "between two tries"} {
 		for name, doc := range docs {
 			t.Run(when+"/"+name, func(t *testing.T) {
 				start := jst(2026, 1, 30, 15, 0)
@@ -231,35 +229,32 @@ nodes:
 				if when == "before the enrollment" {
 					block()
 				} else {
-					// The completed listener of the test environment does
-					// not get the activity's name, so the started one notes
-					// that the Gate is running (local activities of one
-					// workflow run one at a time).
-					var gateRunning atomic.Bool
-					f.env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
-						gateRunning.Store(info.ActivityType.Name == "Gate")
-					})
-					f.env.SetOnLocalActivityCompletedListener(func(*activity.Info, converter.EncodedValue, error) {
-						if gateRunning.Swap(false) {
-							block()
-						}
-					})
+					f.line.push = func(a pushAttempt) (bool, error) {
+						require.Equal(t, 1, a.Attempt, "the second try must not push")
+						block()
+						return false, &activities.LineError{Status: 500, Message: "internal error"}
+					}
 				}
 
 				st := f.run(doc)
 
-				require.Empty(t, f.line.Attempts(), "nothing is pushed to a blocked friend")
+				require.Empty(t, f.line.Delivered(), "nothing is pushed to a blocked friend")
 				require.Equal(t, workflows.StatusExited, st.Status)
 				require.Equal(t, workflows.ExitBlocked, st.ExitReason)
 				require.Zero(t, st.StepsSent)
-				require.True(t, f.env.Now().Equal(jst(2026, 1, 31, 10, 0)), "ended at the first step, now %s", f.env.Now().In(tokyo))
+				first := jst(2026, 1, 31, 10, 0)
+				require.WithinRange(t, f.env.Now(), first, first.Add(time.Minute), "ended at the first step, now %s", f.env.Now().In(tokyo))
 				for _, d := range f.deliveries() {
 					require.Equal(t, models.DeliverySkipped, d.Status, "a blocked friend's step is at most recorded as skipped")
 				}
-				if when == "between the check and the send" {
+				if when == "between two tries" {
+					require.Len(t, f.line.Attempts(), 1)
 					ds := f.deliveries()
-					require.Len(t, ds, 1, "SendStep ran and recorded the skip")
+					require.Len(t, ds, 1, "the second try found the begun step and recorded the skip")
 					require.Equal(t, "welcome", ds[0].NodeID)
+					require.Equal(t, 2, ds[0].Attempts)
+				} else {
+					require.Empty(t, f.line.Attempts())
 				}
 				row := f.enrollmentRow()
 				require.Equal(t, models.EnrollmentExited, row.Status)
