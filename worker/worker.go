@@ -72,6 +72,29 @@ func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace st
 	return nil
 }
 
+// Options are the worker settings Stepcast runs with. Enrollments sleep for
+// days and then many wake at the same minute (a campaign's "day 1 at
+// 10:00"); the settings are for that burst:
+//   - more workflow-task pollers than the SDK's 2, so that a woken
+//     enrollment's task finds a poller waiting and is handed over in
+//     memory instead of being written to the task queue's table first;
+//   - a longer sticky schedule-to-start timeout than the SDK's 5 seconds:
+//     in a burst, tasks queue for longer than that on the worker that has
+//     the enrollment cached, and a timed-out sticky task costs two more
+//     history events and a replay of the whole history elsewhere. The
+//     price is that a crashed worker's cached enrollments wait that long
+//     before another worker takes them.
+//
+// Activities are few (the bulk audience enrollment): steps run as local
+// activities inside workflow tasks.
+func Options() worker.Options {
+	return worker.Options{
+		MaxConcurrentWorkflowTaskPollers: 8,
+		MaxConcurrentActivityTaskPollers: 2,
+		StickyScheduleToStartTimeout:     30 * time.Second,
+	}
+}
+
 // New returns a worker for the task queue with the enrollment workflow and
 // the activities registered.
 func New(c client.Client, taskQueue string, acts *activities.Activities, opts worker.Options) worker.Worker {

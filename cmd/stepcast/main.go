@@ -151,7 +151,7 @@ func (d *deps) signer() *links.Signer { return &links.Signer{Secret: []byte(d.cf
 func (d *deps) worker() sdkworker.Worker {
 	acts := &activities.Activities{Store: d.store, LINE: d.lineClient(), Metrics: d.metrics,
 		Links: &links.Rewriter{Signer: d.signer(), BaseURL: d.cfg.PublicURL}, Enroller: d.enroll()}
-	return worker.New(d.temporal, d.cfg.TaskQueue, acts, sdkworker.Options{})
+	return worker.New(d.temporal, d.cfg.TaskQueue, acts, worker.Options())
 }
 
 func runAPI(ctx context.Context, cfg config, log *slog.Logger) error {

@@ -40,7 +40,7 @@ type childConfig struct {
 	DatabaseURL string
 	DBMaxOpen   int
 	DBMaxIdle   int
-	// WorkerPollers, when set, replaces the SDK's default number of
+	// WorkerPollers, when set, replaces worker.Options' number of
 	// workflow and activity task pollers of Stepcast's worker.
 	WorkerPollers   int
 	TemporalAddress string
@@ -106,14 +106,14 @@ func runChild() error {
 		LINE:     &activities.LineClient{Endpoint: cfg.LineURL, HTTP: &http.Client{Timeout: 20 * time.Second}},
 		Links:    &links.Rewriter{Signer: &links.Signer{Secret: []byte(cfg.LinkSecret)}, BaseURL: cfg.PublicURL},
 		Enroller: svc}
-	wopts := sdkworker.Options{}
+	wopts := worker.Options()
 	if cfg.WorkerPollers > 0 {
 		wopts.MaxConcurrentWorkflowTaskPollers = cfg.WorkerPollers
 		wopts.MaxConcurrentActivityTaskPollers = cfg.WorkerPollers
 	}
 	w := worker.New(tc, cfg.TaskQueue, acts, wopts)
 
-	// The references, with the SDK's default options too.
+	// The references run with the SDK's default options, as the samples do.
 	ew := sdkworker.New(tc, cfg.EmptyQueue, sdkworker.Options{})
 	ew.RegisterWorkflowWithOptions(EmptyWorkflow, workflow.RegisterOptions{Name: "EmptyWorkflow"})
 	bw := sdkworker.New(tc, cfg.BaselineQueue, sdkworker.Options{})

@@ -86,7 +86,7 @@ func main() {
 	flag.StringVar(&o.postgresURL, "postgres-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL server on which a fresh database is created and dropped")
 	flag.IntVar(&o.dbMaxOpen, "db-max-open", 0, "experiment: open database connections each Stepcast process may have (0: as models.Open sets it, as in production)")
 	flag.IntVar(&o.dbMaxIdle, "db-max-idle", 0, "experiment: idle database connections each Stepcast process keeps (0: as models.Open sets it, as in production)")
-	flag.IntVar(&o.workerPollers, "worker-pollers", 0, "experiment: workflow and activity task pollers of Stepcast's worker (0: the SDK's default, 2, as in production)")
+	flag.IntVar(&o.workerPollers, "worker-pollers", 0, "experiment: workflow and activity task pollers of Stepcast's worker (0: as worker.Options sets them, as in production)")
 	flag.Float64Var(&o.rate, "rate", 500, "webhook requests per second (open loop)")
 	flag.DurationVar(&o.duration, "duration", 60*time.Second, "how long the webhook load runs")
 	flag.DurationVar(&o.refDuration, "ref-duration", 20*time.Second, "how long the same load runs against GET /healthz, the ingest reference")

@@ -158,7 +158,7 @@ func (r *results) markdown() string {
 	if r.CLIVersion != "" {
 		ver = r.CLIVersion + "; server reports " + r.ServerVersion
 	}
-	p("- Temporal: %s (%s); Go SDK v1.50, worker options at their defaults", r.Server, ver)
+	p("- Temporal: %s (%s); Go SDK v1.50; Stepcast's worker with `worker.Options()` (8 workflow-task pollers, 30 s sticky schedule-to-start), the references with the SDK's defaults", r.Server, ver)
 	p("- Code: %s (the working tree, compiled into the benchmark)", r.Code)
 	p("- PostgreSQL %s on 127.0.0.1 (application database `%s`, created and dropped by the run)", r.PGVersion, r.Database)
 	if r.Opts.dbMaxOpen > 0 || r.Opts.dbMaxIdle > 0 || r.Opts.workerPollers > 0 {
@@ -490,7 +490,7 @@ func experiments(o options) []string {
 		l = append(l, fmt.Sprintf("each Stepcast process keeps %d idle database connections (`-db-max-idle`; production: as `models.Open` sets it)", o.dbMaxIdle))
 	}
 	if o.workerPollers > 0 {
-		l = append(l, fmt.Sprintf("Stepcast's worker has %d workflow and %d activity task pollers (`-worker-pollers`; production has the SDK's default, 2)", o.workerPollers, o.workerPollers))
+		l = append(l, fmt.Sprintf("Stepcast's worker has %d workflow and %d activity task pollers (`-worker-pollers`; production: as `worker.Options` sets them)", o.workerPollers, o.workerPollers))
 	}
 	return l
 }
