@@ -24,8 +24,9 @@ import (
 	"github.com/stepcast/stepcast/workflows"
 )
 
-// recordedHistory is the history TestReplayRecordedHistories replays.
-const recordedHistory = "testdata/enrollment-v1.history.json"
+// recordedHistory is the newest history TestReplayRecordedHistories
+// replays (v1: before the Deliver local activity; v2: since).
+const recordedHistory = "testdata/enrollment-v2.history.json"
 
 // replayDoc covers every node type the replay test guards (wait, message,
 // branch on tags and an audience, wait_event satisfied by a signal, split,
