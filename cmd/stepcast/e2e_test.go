@@ -359,7 +359,7 @@ func TestFollowRunsScenarioEndToEnd(t *testing.T) {
 			t.Errorf("API /metrics lacks %s", want)
 		}
 	}
-	for _, want := range []string{`stepcast_sends_total{outcome="sent"} 2`, "temporal_activity_execution_latency"} {
+	for _, want := range []string{`stepcast_sends_total{outcome="sent"} 2`, "temporal_local_activity_execution_latency"} {
 		if !strings.Contains(workerMetrics, want) {
 			t.Errorf("worker /metrics lacks %s", want)
 		}
@@ -465,7 +465,7 @@ func TestRetriedSendDoesNotSendTwice(t *testing.T) {
 	ch := s.createChannel()
 	s.publish(ch, "welcome", twoSteps(time.Second))
 	user := testenv.UserID()
-	// LINE fails the first two attempts; Temporal retries the activity.
+	// LINE fails the first two attempts; the workflow tries the step again.
 	s.line.InjectFault(fakeline.Fault{Status: http.StatusInternalServerError, Count: 2})
 	s.event(ch, "follow", user)
 	waitFor(t, 60*time.Second, "two pushes", func() bool { return len(s.line.PushesTo(user)) == 2 })
