@@ -46,6 +46,8 @@ type enrollment struct {
 	// exit is set when something ends the enrollment early.
 	exit  string
 	steps int
+	// gated is a run started before deliverChange.
+	gated bool
 }
 
 func newEnrollment(ctx workflow.Context, in EnrollmentInput) (*enrollment, error) {
@@ -67,6 +69,10 @@ func newEnrollment(ctx workflow.Context, in EnrollmentInput) (*enrollment, error
 		state:   State{Status: StatusRunning, EnrolledAt: now, Version: in.Version},
 		prevAt:  now,
 	}
+	// Decided at the start, in the run's first workflow task, rather than
+	// at the first send: the marker and its search attribute are then
+	// written while the friend enrolls, not when many steps are due.
+	e.gated = workflow.GetVersion(ctx, deliverChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (State, error) { return e.state, nil }); err != nil {
 		return nil, err
 	}
@@ -255,7 +261,7 @@ const sendGiveUp = 23 * time.Hour
 func (e *enrollment) send(ctx workflow.Context, n *scenario.Node) (string, error) {
 	e.steps++
 	key := fmt.Sprintf("%s#%d", n.ID, e.steps)
-	if workflow.GetVersion(ctx, deliverChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if e.gated {
 		return e.sendGated(ctx, n, key)
 	}
 	step := activities.Step{
