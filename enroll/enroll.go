@@ -58,30 +58,53 @@ func (s *Service) document(v *models.ScenarioVersion) (*scenario.Document, error
 // whose start condition matches. A follow older than what is known of the
 // friend (events out of order) enrolls nobody.
 func (s *Service) Follow(ctx context.Context, channelID uint, userID string, at time.Time) error {
-	friend, applied, err := s.Store.ApplyFollow(ctx, channelID, userID, at)
+	return s.follow(ctx, channelID, userID, at, func() ([]models.ActiveScenario, error) {
+		return s.Store.ActiveScenarios(ctx, channelID)
+	})
+}
+
+// FollowIn is Follow with the channel's active scenarios already read, so
+// that many follows share one read. They must have been read after the
+// follow was received (the inbox reads them after it reads a batch of
+// events): a scenario published before the follow arrived is among them.
+func (s *Service) FollowIn(ctx context.Context, active []models.ActiveScenario, channelID uint, userID string, at time.Time) error {
+	return s.follow(ctx, channelID, userID, at, func() ([]models.ActiveScenario, error) { return active, nil })
+}
+
+func (s *Service) follow(ctx context.Context, channelID uint, userID string, at time.Time, active func() ([]models.ActiveScenario, error)) error {
+	c, err := s.Store.ApplyStatus(ctx, channelID, userID, at, models.FriendFollowing)
 	if err != nil {
 		return err
 	}
-	if !applied || friend.Status != models.FriendFollowing {
+	if !c.Applied || c.Friend.Status != models.FriendFollowing {
 		return nil
 	}
-	scs, err := s.Store.ActiveScenarios(ctx, channelID)
+	scs, err := active()
 	if err != nil {
 		return err
+	}
+	// The scenario's days count from the follow, not from when the
+	// workflow's first task runs: a worker minutes behind must not move a
+	// friend who followed at 09:58 past a {"days": 0, "at": "10:00"} step
+	// to the next day. An event without a timestamp (Decode reads it as
+	// 1970) leaves the workflow's start.
+	var enrolledAt time.Time
+	if at.UnixMilli() > 0 {
+		enrolledAt = at
 	}
 	for _, sc := range scs {
 		doc, err := s.document(&sc.Version)
 		if err != nil {
 			return err
 		}
-		ok, err := s.startsOnFollow(ctx, doc, friend)
+		ok, err := s.startsOnFollow(ctx, doc, c.Friend)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			continue
 		}
-		err = s.Enroll(ctx, &sc.Scenario, sc.Version.Version, doc, friend)
+		err = s.enroll(ctx, &sc.Scenario, sc.Version.Version, doc, c.Friend, enrolledAt, c.Created)
 		if err != nil && stepcast.ErrorCode(err) != stepcast.ECONFLICT {
 			return err
 		}
@@ -110,12 +133,14 @@ func (s *Service) startsOnFollow(ctx context.Context, doc *scenario.Document, f 
 // ECONFLICT a scenario that is not active, outside its period, or that the
 // friend already went through when its re-entry rule is never.
 func (s *Service) Enroll(ctx context.Context, sc *models.Scenario, version int, doc *scenario.Document, f *models.Friend) error {
-	return s.enroll(ctx, sc, version, doc, f, time.Time{})
+	return s.enroll(ctx, sc, version, doc, f, time.Time{}, false)
 }
 
 // enroll starts the enrollment; a non-zero enrolledAt is the time its days
-// count from, when it is earlier than now.
-func (s *Service) enroll(ctx context.Context, sc *models.Scenario, version int, doc *scenario.Document, f *models.Friend, enrolledAt time.Time) error {
+// count from, when it is earlier than now. newFriend says that the event
+// being applied made the friend, who then has no past enrollment to look
+// up.
+func (s *Service) enroll(ctx context.Context, sc *models.Scenario, version int, doc *scenario.Document, f *models.Friend, enrolledAt time.Time, newFriend bool) error {
 	if sc.Status != models.ScenarioActive {
 		return stepcast.Errorf(stepcast.ECONFLICT, "scenario %q is %s, not active", sc.Key, sc.Status)
 	}
@@ -125,24 +150,35 @@ func (s *Service) enroll(ctx context.Context, sc *models.Scenario, version int, 
 	if f.Status != models.FriendFollowing {
 		return stepcast.Errorf(stepcast.ECONFLICT, "friend %s has blocked the account", f.UserID)
 	}
-	past, err := s.Store.Enrollments(ctx, models.EnrollmentFilter{ChannelID: sc.ChannelID, ScenarioID: sc.ID, FriendID: f.ID}, models.Page{Limit: 1})
-	if err != nil {
-		return err
+	once := doc.Start.Reentry != scenario.ReentryAfterExit
+	if !newFriend {
+		past, err := s.Store.Enrollments(ctx, models.EnrollmentFilter{ChannelID: sc.ChannelID, ScenarioID: sc.ID, FriendID: f.ID}, models.Page{Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(past) > 0 && past[0].Status == models.EnrollmentRunning {
+			return stepcast.Errorf(stepcast.ECONFLICT, "friend %s is already enrolled in scenario %q", f.UserID, sc.Key)
+		}
+		if len(past) > 0 && once {
+			return stepcast.Errorf(stepcast.ECONFLICT, "friend %s already went through scenario %q, whose re-entry rule is never", f.UserID, sc.Key)
+		}
 	}
-	if len(past) > 0 && past[0].Status == models.EnrollmentRunning {
-		return stepcast.Errorf(stepcast.ECONFLICT, "friend %s is already enrolled in scenario %q", f.UserID, sc.Key)
-	}
-	if len(past) > 0 && doc.Start.Reentry != scenario.ReentryAfterExit {
-		return stepcast.Errorf(stepcast.ECONFLICT, "friend %s already went through scenario %q, whose re-entry rule is never", f.UserID, sc.Key)
+	// A friend who blocked and comes back may enter again where the
+	// re-entry rule allows it: a finished run does not stop a new one.
+	// Where it does not, Temporal refuses a second run too, so a friend
+	// whose enrollment row is missing (the process stopped after the start
+	// and before the row, and the run has ended since) is not enrolled
+	// twice.
+	reuse := enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+	if once {
+		reuse = enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
 	}
 	wid := workflows.EnrollmentWorkflowID(sc.ChannelID, sc.Key, f.UserID)
 	run, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       wid,
 		TaskQueue:                s.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		// A friend who blocked and comes back may enter again; a finished
-		// run does not stop a new one.
-		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIDReusePolicy:    reuse,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.AttrChannel.ValueSet(fmt.Sprint(sc.ChannelID)),
 			workflows.AttrScenario.ValueSet(sc.Key),
@@ -152,6 +188,10 @@ func (s *Service) enroll(ctx context.Context, sc *models.Scenario, version int, 
 		ChannelID: sc.ChannelID, ScenarioID: sc.ID, ScenarioKey: sc.Key, Version: version,
 		FriendID: f.ID, UserID: f.UserID, Document: *doc, EnrolledAt: enrolledAt,
 	})
+	var ended *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &ended) {
+		return stepcast.Errorf(stepcast.ECONFLICT, "friend %s already went through scenario %q, whose re-entry rule is never", f.UserID, sc.Key)
+	}
 	if err != nil {
 		return stepcast.Errorf(stepcast.EUNAVAILABLE, "start enrollment %s: %v", wid, err)
 	}
@@ -279,7 +319,7 @@ func (s *Service) SetRoute(ctx context.Context, f *models.Friend, route string, 
 		if doc.Start.Type != scenario.StartFollow || !slices.Contains(doc.Start.Routes, route) {
 			continue
 		}
-		err = s.enroll(ctx, &sc.Scenario, sc.Version.Version, doc, f, f.LastFollowedAt)
+		err = s.enroll(ctx, &sc.Scenario, sc.Version.Version, doc, f, f.LastFollowedAt, false)
 		if err != nil && stepcast.ErrorCode(err) != stepcast.ECONFLICT {
 			return err
 		}

@@ -1,0 +1,352 @@
+package enroll_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"gorm.io/gorm"
+
+	"github.com/stepcast/stepcast/activities"
+	"github.com/stepcast/stepcast/enroll"
+	"github.com/stepcast/stepcast/internal/testenv"
+	"github.com/stepcast/stepcast/models"
+	"github.com/stepcast/stepcast/worker"
+	"github.com/stepcast/stepcast/workflows"
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testenv.Main(m))
+}
+
+// fixture is a channel on a fresh database, a real Temporal server and an
+// enroll.Service on its own task queue. No worker runs unless the test
+// starts one: the workflows started stay running, untouched.
+type fixture struct {
+	t        *testing.T
+	store    *models.Store
+	temporal client.Client
+	queue    string
+	svc      *enroll.Service
+	channel  uint
+	// statements counts the database round trips of the service's store.
+	statements *atomic.Int64
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	url := testenv.PostgresDatabase(t)
+	open := func() *models.Store {
+		s, err := models.Open(url, "", testenv.Logger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	f := &fixture{t: t, store: open(), temporal: testenv.Temporal(t), queue: "enroll-test-" + strings.ToLower(testenv.UserID()[1:9]),
+		statements: &atomic.Int64{}}
+	counted := open()
+	pool := countingPool{ConnPool: counted.DB.Statement.ConnPool, n: f.statements}
+	counted.DB.Statement.ConnPool, counted.DB.Config.ConnPool = pool, pool
+	f.svc = &enroll.Service{Store: counted, Temporal: f.temporal, TaskQueue: f.queue, Log: testenv.Logger()}
+	ch := &models.Channel{Name: "shop", LineChannelID: testenv.UserID(), Secret: "s", AccessToken: "t", TimeZone: "Asia/Tokyo"}
+	if err := f.store.CreateChannel(context.Background(), ch); err != nil {
+		t.Fatal(err)
+	}
+	f.channel = ch.ID
+	return f
+}
+
+// publish creates and publishes a scenario from its nodes (JSON), starting
+// on a follow with the given re-entry rule.
+func (f *fixture) publish(key, reentry, nodes string) *models.Scenario {
+	f.t.Helper()
+	ctx := context.Background()
+	doc := fmt.Sprintf(`{"name": %q, "start": {"type": "follow", "reentry": %q}, "nodes": %s}`, key, reentry, nodes)
+	sc := &models.Scenario{ChannelID: f.channel, Key: key, Name: key, Draft: doc}
+	if err := f.store.CreateScenario(ctx, sc); err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := f.store.Publish(ctx, sc.ID, doc, time.Now()); err != nil {
+		f.t.Fatal(err)
+	}
+	return sc
+}
+
+// A welcome after a day: the workflow waits, whether a worker runs or not.
+const dayThenHello = `[
+	{"id": "day-1", "type": "wait", "wait": {"days": 1, "at": "10:00"}, "next": "hello"},
+	{"id": "hello", "type": "message", "message": {"messages": [{"type": "text", "text": "hi"}]}}]`
+
+func (f *fixture) active() []models.ActiveScenario {
+	f.t.Helper()
+	scs, err := f.store.ActiveScenarios(context.Background(), f.channel)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return scs
+}
+
+func (f *fixture) follow(user string, at time.Time) {
+	f.t.Helper()
+	if err := f.svc.FollowIn(context.Background(), f.active(), f.channel, user, at); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) enrollments() []models.Enrollment {
+	f.t.Helper()
+	es, err := f.store.Enrollments(context.Background(), models.EnrollmentFilter{ChannelID: f.channel}, models.Page{Limit: 500})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return es
+}
+
+// startInput reads the input the workflow was started with.
+func (f *fixture) startInput(wid, runID string) workflows.EnrollmentInput {
+	f.t.Helper()
+	it := f.temporal.GetWorkflowHistory(context.Background(), wid, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	ev, err := it.Next()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var in workflows.EnrollmentInput
+	payload := ev.GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0]
+	if err := json.Unmarshal(payload.GetData(), &in); err != nil {
+		f.t.Fatal(err)
+	}
+	return in
+}
+
+// A follow of a new friend is two database round trips (the friend, the
+// enrollment row) besides the start: the active scenarios come with the
+// follow, and a friend the follow made has no past enrollment to ask for.
+func TestFollowOfNewFriendRoundTrips(t *testing.T) {
+	f := newFixture(t)
+	f.publish("welcome", "never", dayThenHello)
+	active := f.active()
+	user := testenv.UserID()
+	before := f.statements.Load()
+	if err := f.svc.FollowIn(context.Background(), active, f.channel, user, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.statements.Load() - before; n != 2 {
+		t.Fatalf("a new friend's follow took %d database round trips, want 2", n)
+	}
+	if es := f.enrollments(); len(es) != 1 {
+		t.Fatalf("%d enrollments, want 1", len(es))
+	}
+
+	// A known friend (a second follow): the INSERT that finds the friend,
+	// the UPDATE of the friend, then the past enrollments, which hold the
+	// running one.
+	before = f.statements.Load()
+	if err := f.svc.FollowIn(context.Background(), active, f.channel, user, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.statements.Load() - before; n != 3 {
+		t.Fatalf("a known friend's second follow took %d database round trips, want 3", n)
+	}
+}
+
+// The enrollment's days count from the follow's own time, not from when
+// the workflow starts: a friend who followed at 09:58, enrolled by a
+// dispatcher or worker that runs behind, still gets a {"days": 0, "at":
+// "09:59"} step that day, at once, not the next day.
+func TestEnrollmentCountsFromTheFollow(t *testing.T) {
+	f := newFixture(t)
+	tokyo, _ := time.LoadLocation("Asia/Tokyo")
+	followed := time.Now().Add(-5 * time.Minute).Truncate(time.Millisecond)
+	at := followed.Add(time.Minute).In(tokyo).Format("15:04") // after the follow, before now
+	f.publish("today", "never", fmt.Sprintf(`[
+		{"id": "same-day", "type": "wait", "wait": {"days": 0, "at": %q}, "next": "later"},
+		{"id": "later", "type": "wait", "wait": {"days": 2, "at": %q}, "next": "hello"},
+		{"id": "hello", "type": "message", "message": {"messages": [{"type": "text", "text": "hi"}]}}]`, at, at))
+
+	w := worker.New(f.temporal, f.queue, &activities.Activities{Store: f.store}, sdkworker.Options{})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+
+	user := testenv.UserID()
+	f.follow(user, followed)
+	wid := workflows.EnrollmentWorkflowID(f.channel, "today", user)
+	if in := f.startInput(wid, ""); !in.EnrolledAt.Equal(followed) {
+		t.Fatalf("started with EnrolledAt %s, want the follow's time %s", in.EnrolledAt, followed)
+	}
+	var st workflows.State
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		v, err := f.temporal.QueryWorkflow(context.Background(), wid, "", workflows.QueryState)
+		if err == nil && v.Get(&st) == nil && st.NextDueAt != nil && st.Node == "later" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state = %+v (%v), want waiting at \"later\": the same-day step %s was due before the start", st, err, at)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	day := followed.In(tokyo)
+	hm, _ := time.Parse("15:04", at)
+	want := time.Date(day.Year(), day.Month(), day.Day()+2, hm.Hour(), hm.Minute(), 0, 0, tokyo)
+	if !st.EnrolledAt.Equal(followed) || !st.NextDueAt.Equal(want) {
+		t.Fatalf("state = %+v, want enrolled at %s and the next step at %s", st, followed, want)
+	}
+}
+
+// A follow applied twice enrolls once, wherever the first attempt
+// stopped: after the friend's row, after the workflow's start (with the
+// run still going, or ended since), or after the enrollment row.
+func TestFollowAppliedAgainEnrollsOnce(t *testing.T) {
+	f := newFixture(t)
+	f.publish("welcome", "never", dayThenHello)
+	ctx := context.Background()
+
+	t.Run("redelivered", func(t *testing.T) {
+		user, at := testenv.UserID(), time.Now()
+		f.follow(user, at)
+		f.follow(user, at)
+		f.follow(user, at.Add(time.Second)) // a second follow event
+		f.assertOnce(user)
+	})
+	t.Run("stopped after the friend's row", func(t *testing.T) {
+		user, at := testenv.UserID(), time.Now()
+		if _, _, err := f.store.ApplyFollow(ctx, f.channel, user, at); err != nil {
+			t.Fatal(err)
+		}
+		f.follow(user, at)
+		f.assertOnce(user)
+	})
+	t.Run("stopped after the start", func(t *testing.T) {
+		user, at := testenv.UserID(), time.Now()
+		f.follow(user, at)
+		first := f.forgetEnrollment(user)
+		f.follow(user, at)
+		if e := f.assertOnce(user); e.RunID != first {
+			t.Fatalf("enrolled in run %s, want the run started first, %s", e.RunID, first)
+		}
+	})
+	t.Run("stopped after the start, run ended since", func(t *testing.T) {
+		user, at := testenv.UserID(), time.Now()
+		f.follow(user, at)
+		first := f.forgetEnrollment(user)
+		wid := workflows.EnrollmentWorkflowID(f.channel, "welcome", user)
+		if err := f.temporal.TerminateWorkflow(ctx, wid, first, "the friend went through"); err != nil {
+			t.Fatal(err)
+		}
+		f.follow(user, at)
+		d, err := f.temporal.DescribeWorkflowExecution(ctx, wid, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if run := d.WorkflowExecutionInfo.Execution.RunId; run != first {
+			t.Fatalf("a second run %s of a never-again scenario started after the first (%s) ended", run, first)
+		}
+	})
+}
+
+// assertOnce checks that the friend has one enrollment and returns it.
+func (f *fixture) assertOnce(user string) models.Enrollment {
+	f.t.Helper()
+	friend, err := f.store.Friend(context.Background(), f.channel, user)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	es, err := f.store.Enrollments(context.Background(), models.EnrollmentFilter{ChannelID: f.channel, FriendID: friend.ID}, models.Page{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if len(es) != 1 {
+		f.t.Fatalf("%d enrollments of %s, want 1: %+v", len(es), user, es)
+	}
+	d, err := f.temporal.DescribeWorkflowExecution(context.Background(), es[0].WorkflowID, "")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if run := d.WorkflowExecutionInfo.Execution.RunId; run != es[0].RunID {
+		f.t.Fatalf("the workflow's latest run is %s, the enrollment's %s", run, es[0].RunID)
+	}
+	return es[0]
+}
+
+// forgetEnrollment deletes the friend's enrollment row, as if the process
+// had stopped after the start and before writing it; it returns the run.
+func (f *fixture) forgetEnrollment(user string) string {
+	f.t.Helper()
+	e := f.assertOnce(user)
+	if err := f.store.DB.Delete(&models.Enrollment{}, e.ID).Error; err != nil {
+		f.t.Fatal(err)
+	}
+	return e.RunID
+}
+
+// countingPool counts the statements, transaction starts and ends that go
+// to the database: its round trips.
+type countingPool struct {
+	gorm.ConnPool
+	n *atomic.Int64
+}
+
+func (p countingPool) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	p.n.Add(1)
+	return p.ConnPool.PrepareContext(ctx, query)
+}
+
+func (p countingPool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	p.n.Add(1)
+	return p.ConnPool.ExecContext(ctx, query, args...)
+}
+
+func (p countingPool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	p.n.Add(1)
+	return p.ConnPool.QueryContext(ctx, query, args...)
+}
+
+func (p countingPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	p.n.Add(1)
+	return p.ConnPool.QueryRowContext(ctx, query, args...)
+}
+
+func (p countingPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnPool, error) {
+	p.n.Add(1)
+	tx, err := p.ConnPool.(*sql.DB).BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return countingTx{countingPool{ConnPool: tx, n: p.n}, tx}, nil
+}
+
+func (p countingPool) GetDBConn() (*sql.DB, error) {
+	db, ok := p.ConnPool.(*sql.DB)
+	if !ok {
+		return nil, fmt.Errorf("not a *sql.DB: %T", p.ConnPool)
+	}
+	return db, nil
+}
+
+type countingTx struct {
+	countingPool
+	tx *sql.Tx
+}
+
+func (t countingTx) Commit() error {
+	t.n.Add(1)
+	return t.tx.Commit()
+}
+
+func (t countingTx) Rollback() error {
+	t.n.Add(1)
+	return t.tx.Rollback()
+}
