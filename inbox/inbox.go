@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"os"
 	"strings"
@@ -115,18 +114,37 @@ func decodeEvent(raw json.RawMessage) (models.WebhookEvent, error) {
 	return ev, nil
 }
 
+// Enroller applies what friends do; *enroll.Service is the real one.
+type Enroller interface {
+	// FollowIn applies a follow, given the channel's active scenarios as
+	// read after the follow was received.
+	FollowIn(ctx context.Context, active []models.ActiveScenario, channelID uint, userID string, at time.Time) error
+	Unfollow(ctx context.Context, channelID uint, userID string, at time.Time) error
+	ChatMessage(ctx context.Context, channelID uint, userID, text string, at time.Time) error
+	Postback(ctx context.Context, channelID uint, userID, data string, at time.Time) error
+}
+
+var _ Enroller = (*enroll.Service)(nil)
+
 // Dispatcher applies inbox events. One friend's events are applied in the
-// order they arrived; different friends' events in parallel, since each
-// follow waits on Temporal to start its workflows.
+// order they arrived, one at a time; different friends' events in
+// parallel, since each follow waits on Temporal to start its workflows.
+//
+// One fetcher reads the inbox and hands events out; Lanes long-lived lanes
+// apply them, each taking a friend and applying that friend's events in
+// order; a marker marks applied events processed, many in one statement.
+// The fetcher reads more while the lanes work, so one slow friend holds up
+// only its own lane.
 type Dispatcher struct {
 	Store   *models.Store
-	Enroll  *enroll.Service
+	Enroll  Enroller
 	Metrics *metrics.Metrics
 	Log     *slog.Logger
 	// Poll is how often the inbox is checked when nobody calls Notify, and
-	// the wait after a failure.
+	// how long a friend whose event failed waits before it is tried again.
 	Poll time.Duration
-	// BatchSize bounds one read of the inbox.
+	// BatchSize bounds one read of the inbox and the events handed out and
+	// not yet applied.
 	BatchSize int
 	// Lanes is how many friends' events are applied at once.
 	Lanes int
@@ -138,11 +156,19 @@ type Dispatcher struct {
 }
 
 // leaseTTL is how long a dispatcher's lease lasts without renewal: a
-// replica that dies hands the inbox over after this.
+// replica that dies hands the inbox over after this. The holder renews it
+// after a third of that.
 const leaseTTL = 15 * time.Second
 
+// markEvery is how long an applied event waits at most for its mark. An
+// event applied and not yet marked when the process dies is applied again
+// by the next dispatcher, as it was before marks were batched if the process
+// died between the two; applying is idempotent where it matters (a follow
+// enrolls once).
+const markEvery = 100 * time.Millisecond
+
 // NewDispatcher returns a dispatcher with default settings.
-func NewDispatcher(store *models.Store, svc *enroll.Service, m *metrics.Metrics, log *slog.Logger) *Dispatcher {
+func NewDispatcher(store *models.Store, svc Enroller, m *metrics.Metrics, log *slog.Logger) *Dispatcher {
 	host, _ := os.Hostname()
 	return &Dispatcher{Store: store, Enroll: svc, Metrics: m, Log: log, Poll: time.Second, BatchSize: 500, Lanes: 16,
 		Holder: fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()), wake: make(chan struct{}, 1)}
@@ -150,117 +176,247 @@ func NewDispatcher(store *models.Store, svc *enroll.Service, m *metrics.Metrics,
 
 // Notify wakes the dispatcher after new events were stored.
 func (d *Dispatcher) Notify() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
+	signal(d.wake)
 }
 
-// Run applies events until ctx ends.
+// Run applies events until ctx ends. Events being applied then are given
+// up (they stay pending); events applied are marked processed before Run
+// returns, if the database answers within a few seconds.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	for {
-		n, err := d.drainIfLeader(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
-			d.Log.WarnContext(ctx, "webhook inbox: will retry", "error", err)
-		}
-		if n > 0 && err == nil {
+	q := newQueue(max(d.BatchSize, 1))
+	var wg sync.WaitGroup
+	for range max(d.Lanes, 1) {
+		wg.Go(func() { d.lane(ctx, q) })
+	}
+	wg.Go(func() { d.marker(ctx, q) })
+	d.fetchLoop(ctx, q)
+	q.close()
+	wg.Wait()
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := d.mark(fctx, q); err != nil {
+		d.Log.WarnContext(ctx, "webhook inbox: applied events not marked; they will be applied again", "error", err)
+	}
+	return nil
+}
+
+// fetchGap is the least time between two reads of the inbox that follow
+// a wake-up: at a steady trickle of webhooks (each calls Notify), a read
+// then takes several events instead of one.
+const fetchGap = 20 * time.Millisecond
+
+// reader is where the fetcher is in the inbox.
+//
+// It reads in passes: each read continues after the last event the pass
+// went through, so events handed out are not read again and a backlog is
+// read page after page. A pass starts again from the beginning once it is
+// Poll old (events that committed late, behind the cursor, are not left
+// behind longer), when a held friend may be tried again, and after the
+// queue was dropped. A friend's events seen while the friend is held are
+// left pending, and a hold ends only when a pass starts, so the friend's
+// failed event is handed out again before any later one.
+type reader struct {
+	cursor  uint      // the last event the pass went through; 0: start a pass
+	passAt  time.Time // when the pass started
+	countAt time.Time // when the backlog was last counted
+}
+
+// fetchLoop reads the inbox while this dispatcher holds the lease and
+// hands the events out, until ctx ends.
+func (d *Dispatcher) fetchLoop(ctx context.Context, q *queue) {
+	var (
+		r       reader
+		renewed time.Time // when the lease was last renewed
+	)
+	for ctx.Err() == nil {
+		leader, err := d.lead(ctx, &renewed)
+		if err != nil || !leader {
+			if err != nil && ctx.Err() == nil {
+				d.Log.WarnContext(ctx, "webhook inbox: lease", "error", err)
+			}
+			q.drop()
+			r.cursor = 0
+			d.sleep(ctx, d.wake, d.Poll)
 			continue
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-d.wake:
-		case <-time.After(d.Poll):
+		if q.size() > q.capacity/2 {
+			// Enough to do: wait for room, or for the lease's renewal.
+			d.sleep(ctx, q.room, d.Poll)
+			continue
 		}
+		more, err := d.fetch(ctx, q, &r)
+		if err != nil {
+			if ctx.Err() == nil {
+				d.Log.WarnContext(ctx, "webhook inbox: will retry", "error", err)
+			}
+			d.sleep(ctx, d.wake, d.Poll)
+			continue
+		}
+		if more {
+			continue
+		}
+		d.sleep(ctx, d.wake, d.Poll)
+		d.sleep(ctx, nil, fetchGap)
 	}
 }
 
-func (d *Dispatcher) drainIfLeader(ctx context.Context) (int, error) {
+// sleep waits for ctx, a signal on wake, or the time.
+func (d *Dispatcher) sleep(ctx context.Context, wake <-chan struct{}, t time.Duration) {
+	timer := time.NewTimer(t)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+	case <-wake:
+	case <-timer.C:
+	}
+}
+
+// lead reports whether this dispatcher holds the lease, renewing it when a
+// third of its time has passed.
+func (d *Dispatcher) lead(ctx context.Context, renewed *time.Time) (bool, error) {
+	now := time.Now()
+	if !renewed.IsZero() && now.Sub(*renewed) < leaseTTL/3 {
+		return true, nil
+	}
 	ok, err := d.Store.AcquireLease(ctx, "inbox", d.Holder, leaseTTL)
 	if err != nil || !ok {
-		return 0, err
+		*renewed = time.Time{}
+		return false, err
 	}
-	return d.drain(ctx)
+	*renewed = now
+	return true, nil
 }
 
-// drain applies a batch of pending events. Each friend's events go to one
-// lane, in order; a lane stops at its first failure, so a friend's later
-// events never overtake an earlier one that failed, and the next drain
-// starts again from the failed one.
-func (d *Dispatcher) drain(ctx context.Context) (int, error) {
-	backlog, err := d.Store.WebhookBacklog(ctx)
-	if err != nil {
-		return 0, err
+// fetch reads a page of the inbox and hands its events out. It reports
+// whether to read again at once: the page was full and all of it found
+// room.
+func (d *Dispatcher) fetch(ctx context.Context, q *queue, r *reader) (bool, error) {
+	now := time.Now()
+	if r.cursor != 0 && (now.Sub(r.passAt) >= d.Poll || q.holdExpired(now)) {
+		r.cursor = 0
 	}
+	pass := r.cursor == 0
+	if pass {
+		r.passAt = now
+	}
+	q.beginFetch(now, pass)
+	events, err := d.Store.PendingWebhookEvents(ctx, r.cursor, d.BatchSize)
+	if err != nil {
+		return false, err
+	}
+	full := len(events) == d.BatchSize
 	if d.Metrics != nil {
-		d.Metrics.WebhookBacklog.Set(float64(backlog))
+		// A short read from the beginning sees every pending event; else
+		// count them, once per Poll.
+		if pass && !full {
+			d.Metrics.WebhookBacklog.Set(float64(len(events)))
+			r.countAt = now
+		} else if now.Sub(r.countAt) >= d.Poll {
+			n, err := d.Store.WebhookBacklog(ctx)
+			if err != nil {
+				return false, err
+			}
+			d.Metrics.WebhookBacklog.Set(float64(n))
+			r.countAt = now
+		}
 	}
-	if backlog == 0 {
-		return 0, nil
-	}
-	events, err := d.Store.PendingWebhookEvents(ctx, d.BatchSize)
+	fresh, through := q.fresh(events)
+	jobs, err := d.jobs(ctx, fresh)
 	if err != nil {
-		return 0, err
+		return false, err
 	}
-	lanes := max(d.Lanes, 1)
-	byLane := make([][]models.WebhookEvent, lanes)
-	for _, ev := range events {
-		h := fnv.New32a()
-		h.Write([]byte(ev.UserID))
-		k := int(h.Sum32() % uint32(lanes))
-		byLane[k] = append(byLane[k], ev)
+	q.add(jobs)
+	if through == 0 {
+		return false, nil
 	}
-	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		applied int
-		errs    []error
-	)
-	for _, lane := range byLane {
-		if len(lane) == 0 {
+	r.cursor = events[through-1].ID
+	return full && through == len(events), nil
+}
+
+// jobs pairs each follow with its channel's active scenarios, read once per
+// channel now: after the events were stored, so a scenario published
+// before a follow arrived is among them.
+func (d *Dispatcher) jobs(ctx context.Context, events []models.WebhookEvent) ([]job, error) {
+	active := map[uint][]models.ActiveScenario{}
+	jobs := make([]job, len(events))
+	for i, ev := range events {
+		jobs[i].ev = ev
+		if ev.Type != TypeFollow || ev.UserID == "" {
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			n, err := d.applyInOrder(ctx, lane)
-			mu.Lock()
-			applied += n
-			if err != nil {
-				errs = append(errs, err)
+		scs, ok := active[ev.ChannelID]
+		if !ok {
+			var err error
+			if scs, err = d.Store.ActiveScenarios(ctx, ev.ChannelID); err != nil {
+				return nil, err
 			}
-			mu.Unlock()
-		}()
+			active[ev.ChannelID] = scs
+		}
+		jobs[i].active = scs
 	}
-	wg.Wait()
-	return applied, errors.Join(errs...)
+	return jobs, nil
 }
 
-func (d *Dispatcher) applyInOrder(ctx context.Context, events []models.WebhookEvent) (int, error) {
-	for i, ev := range events {
-		if err := d.apply(ctx, &ev); err != nil {
-			if ctx.Err() == nil {
-				_ = d.Store.MarkWebhookEventFailed(ctx, ev.ID, err)
-			}
-			return i, fmt.Errorf("event %s (%s): %w", ev.WebhookEventID, ev.Type, err)
+// lane applies friends' events until the queue closes. It stops at a
+// friend's failed event: the event stays pending, and the friend is held for
+// Poll before the fetcher hands it out again.
+func (d *Dispatcher) lane(ctx context.Context, q *queue) {
+	for {
+		k, j, ok := q.take()
+		if !ok {
+			return
 		}
-		if err := d.Store.MarkWebhookEventProcessed(ctx, ev.ID, time.Now()); err != nil {
-			return i, err
+		for ok {
+			err := d.apply(ctx, &j.ev, j.active)
+			var hold time.Duration
+			if err != nil && ctx.Err() == nil {
+				d.Log.WarnContext(ctx, "webhook inbox: will retry", "event", j.ev.WebhookEventID, "type", j.ev.Type, "error", err)
+				if merr := d.Store.MarkWebhookEventFailed(ctx, j.ev.ID, err); merr != nil {
+					d.Log.WarnContext(ctx, "webhook inbox: record failure", "error", merr)
+				}
+				hold = d.Poll
+			}
+			j, ok = q.done(k, j.ev.ID, err, time.Now(), hold)
 		}
 	}
-	return len(events), nil
 }
 
-func (d *Dispatcher) apply(ctx context.Context, ev *models.WebhookEvent) error {
+// marker marks applied events processed, every markEvery or sooner when
+// many wait, until ctx ends.
+func (d *Dispatcher) marker(ctx context.Context, q *queue) {
+	tick := time.NewTicker(markEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-q.flush:
+		}
+		if err := d.mark(ctx, q); err != nil && ctx.Err() == nil {
+			d.Log.WarnContext(ctx, "webhook inbox: mark processed; will retry", "error", err)
+		}
+	}
+}
+
+// mark marks the applied events processed, in one statement.
+func (d *Dispatcher) mark(ctx context.Context, q *queue) error {
+	ids := q.takeApplied()
+	if len(ids) == 0 {
+		return nil
+	}
+	err := d.Store.MarkWebhookEventsProcessed(ctx, ids, time.Now())
+	q.markDone(ids, err)
+	return err
+}
+
+func (d *Dispatcher) apply(ctx context.Context, ev *models.WebhookEvent, active []models.ActiveScenario) error {
 	if ev.UserID == "" {
 		return nil
 	}
 	switch ev.Type {
 	case TypeFollow:
-		return d.Enroll.Follow(ctx, ev.ChannelID, ev.UserID, ev.Timestamp)
+		return d.Enroll.FollowIn(ctx, active, ev.ChannelID, ev.UserID, ev.Timestamp)
 	case TypeUnfollow:
 		return d.Enroll.Unfollow(ctx, ev.ChannelID, ev.UserID, ev.Timestamp)
 	case TypeMessage:
