@@ -54,34 +54,22 @@ func (s *Service) document(v *models.ScenarioVersion) (*scenario.Document, error
 	return doc, nil
 }
 
-// Follow records a follow and enrolls the friend in every active scenario
-// whose start condition matches. A follow older than what is known of the
-// friend (events out of order) enrolls nobody.
-func (s *Service) Follow(ctx context.Context, channelID uint, userID string, at time.Time) error {
-	return s.follow(ctx, channelID, userID, at, func() ([]models.ActiveScenario, error) {
-		return s.Store.ActiveScenarios(ctx, channelID)
-	})
-}
-
-// FollowIn is Follow with the channel's active scenarios already read, so
-// that many follows share one read. They must have been read after the
-// follow was received (the inbox reads them after it reads a batch of
-// events): a scenario published before the follow arrived is among them.
+// FollowIn records a follow and enrolls the friend in every scenario of
+// active (the channel's active scenarios) whose start condition matches. A
+// follow older than what is known of the friend (events out of order)
+// enrolls nobody.
+//
+// Many follows share one read of the active scenarios (the inbox reads them
+// once per batch of events); they must have been read after the follow was
+// received, so that a scenario published before the follow arrived is
+// among them.
 func (s *Service) FollowIn(ctx context.Context, active []models.ActiveScenario, channelID uint, userID string, at time.Time) error {
-	return s.follow(ctx, channelID, userID, at, func() ([]models.ActiveScenario, error) { return active, nil })
-}
-
-func (s *Service) follow(ctx context.Context, channelID uint, userID string, at time.Time, active func() ([]models.ActiveScenario, error)) error {
 	c, err := s.Store.ApplyStatus(ctx, channelID, userID, at, models.FriendFollowing)
 	if err != nil {
 		return err
 	}
 	if !c.Applied || c.Friend.Status != models.FriendFollowing {
 		return nil
-	}
-	scs, err := active()
-	if err != nil {
-		return err
 	}
 	// The scenario's days count from the follow, not from when the
 	// workflow's first task runs: a worker minutes behind must not move a
@@ -92,7 +80,7 @@ func (s *Service) follow(ctx context.Context, channelID uint, userID string, at 
 	if at.UnixMilli() > 0 {
 		enrolledAt = at
 	}
-	for _, sc := range scs {
+	for _, sc := range active {
 		doc, err := s.document(&sc.Version)
 		if err != nil {
 			return err
