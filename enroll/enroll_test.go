@@ -56,7 +56,7 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{t: t, store: open(), temporal: testenv.Temporal(t), queue: "enroll-test-" + strings.ToLower(testenv.UserID()[1:9]),
 		statements: &atomic.Int64{}}
 	counted := open()
-	pool := countingPool{ConnPool: counted.DB.Statement.ConnPool, n: f.statements}
+	pool := &countingPool{counter{ConnPool: counted.DB.Statement.ConnPool, n: f.statements}}
 	counted.DB.Statement.ConnPool, counted.DB.Config.ConnPool = pool, pool
 	f.svc = &enroll.Service{Store: counted, Temporal: f.temporal, TaskQueue: f.queue, Log: testenv.Logger()}
 	ch := &models.Channel{Name: "shop", LineChannelID: testenv.UserID(), Secret: "s", AccessToken: "t", TimeZone: "Asia/Tokyo"}
@@ -295,40 +295,45 @@ func (f *fixture) forgetEnrollment(user string) string {
 // countingPool counts the statements, transaction starts and ends that go
 // to the database: its round trips.
 type countingPool struct {
+	counter
+}
+
+// counter counts the statements of a pool or a transaction.
+type counter struct {
 	gorm.ConnPool
 	n *atomic.Int64
 }
 
-func (p countingPool) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
-	p.n.Add(1)
-	return p.ConnPool.PrepareContext(ctx, query)
+func (c *counter) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	c.n.Add(1)
+	return c.ConnPool.PrepareContext(ctx, query)
 }
 
-func (p countingPool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	p.n.Add(1)
-	return p.ConnPool.ExecContext(ctx, query, args...)
+func (c *counter) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	c.n.Add(1)
+	return c.ConnPool.ExecContext(ctx, query, args...)
 }
 
-func (p countingPool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	p.n.Add(1)
-	return p.ConnPool.QueryContext(ctx, query, args...)
+func (c *counter) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	c.n.Add(1)
+	return c.ConnPool.QueryContext(ctx, query, args...)
 }
 
-func (p countingPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	p.n.Add(1)
-	return p.ConnPool.QueryRowContext(ctx, query, args...)
+func (c *counter) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	c.n.Add(1)
+	return c.ConnPool.QueryRowContext(ctx, query, args...)
 }
 
-func (p countingPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnPool, error) {
+func (p *countingPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnPool, error) {
 	p.n.Add(1)
 	tx, err := p.ConnPool.(*sql.DB).BeginTx(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
-	return countingTx{countingPool{ConnPool: tx, n: p.n}, tx}, nil
+	return &countingTx{counter{ConnPool: tx, n: p.n}, tx}, nil
 }
 
-func (p countingPool) GetDBConn() (*sql.DB, error) {
+func (p *countingPool) GetDBConn() (*sql.DB, error) {
 	db, ok := p.ConnPool.(*sql.DB)
 	if !ok {
 		return nil, fmt.Errorf("not a *sql.DB: %T", p.ConnPool)
@@ -336,17 +341,18 @@ func (p countingPool) GetDBConn() (*sql.DB, error) {
 	return db, nil
 }
 
+// countingTx is a transaction: it cannot begin another.
 type countingTx struct {
-	countingPool
+	counter
 	tx *sql.Tx
 }
 
-func (t countingTx) Commit() error {
+func (t *countingTx) Commit() error {
 	t.n.Add(1)
 	return t.tx.Commit()
 }
 
-func (t countingTx) Rollback() error {
+func (t *countingTx) Rollback() error {
 	t.n.Add(1)
 	return t.tx.Rollback()
 }
