@@ -330,12 +330,12 @@ func (r *results) enrollSection(p func(string, ...any)) {
 	e := r.Empty
 	p("### 2. Enrollment")
 	p("")
-	p("Stepcast: from the first follow request to the last enrollment row (`enrollments.started_at`, written after Temporal accepted the start): %d friends in %s, **%.1f/s**; after the webhook load ended, the backlog drained at %.1f/s. Each follow is applied by the dispatcher in one of 16 lanes: upsert the friend, read the active scenarios and the friend's past enrollments, start the workflow (`ExecuteWorkflow`, one gRPC call), write the enrollment row, mark the event processed. CPUs busy from the first follow to the drained inbox: %.2f (this run %.2f, others %.2f).",
+	p("Stepcast: from the first follow request to the last enrollment row (`enrollments.started_at`, written after Temporal accepted the start): %d friends in %s, **%.1f/s**; after the webhook load ended, the backlog drained at %.1f/s. The dispatcher's fetcher reads the inbox a page at a time (and the channel's active scenarios once per page) and hands each friend's events to one of 16 long-lived lanes; a follow is: insert the friend, start the workflow (`ExecuteWorkflow`, one gRPC call), insert the enrollment row; applied events are marked processed in bulk. CPUs busy from the first follow to the drained inbox: %.2f (this run %.2f, others %.2f).",
 		ir.Enrolled, ir.LastEnrolled.Sub(ir.FirstFollow).Round(time.Second), ir.EnrollRate, ir.DrainRate, ir.DrainCPU.Total, ir.DrainCPU.Ours, ir.DrainCPU.Others)
 	p("")
 	if !ir.AllRunning.IsZero() {
 		d := ir.AllRunning.Sub(ir.FirstFollow)
-		p("An enrollment row means Temporal accepted the start; the workflow runs when the worker takes its first workflow task. The worker fell behind the starts: its task queue held tasks up to %s old, and the last new workflow ran its first task %s after the first follow (%s after the last enrollment row), so friends enrolled *and running*: **%.1f/s**. Until a friend's first task runs, its `days`/`at` waits are not set: the enrollment time they count from is taken when that task runs.",
+		p("An enrollment row means Temporal accepted the start; the workflow runs when the worker takes its first workflow task. The worker fell behind the starts: its task queue held tasks up to %s old, and the last new workflow ran its first task %s after the first follow (%s after the last enrollment row), so friends enrolled *and running*: **%.1f/s**. The lag does not move steps: `days`/`at` waits count from the follow's own timestamp, passed in the workflow's input.",
 			ir.MaxTaskAge.Round(time.Second), d.Round(time.Second), ir.AllRunning.Sub(ir.LastEnrolled).Round(time.Second), float64(ir.Enrolled)/d.Seconds())
 		p("")
 	}
@@ -386,7 +386,7 @@ func (r *results) deliverySection(p func(string, ...any)) {
 	p("")
 	if s.DB.Commits > 0 && s.Pushes > 0 {
 		n := float64(s.Pushes)
-		p("Application database per Stepcast send (`pg_stat_database`, from just before the due time until every enrollment was closed: the gate, `SendStep` and `FinishEnrollment`, plus this benchmark's polling): %.1f transactions, %.1f rows inserted, %.1f rows updated; %d new connections (sessions) in all. The baseline touches no application database.",
+		p("Application database per Stepcast send (`pg_stat_database`, from just before the due time until every enrollment was closed: the `Deliver` and `FinishEnrollment` local activities, plus this benchmark's polling): %.1f transactions, %.1f rows inserted, %.1f rows updated; %d new connections (sessions) in all. The baseline touches no application database.",
 			float64(s.DB.Commits)/n, float64(s.DB.Inserted)/n, float64(s.DB.Updated)/n, s.DB.Sessions)
 		p("")
 	}
