@@ -28,7 +28,9 @@ type DeliverResult struct {
 // may go, its delivery row is written and its messages reserved in one
 // transaction, before the push. A step already begun (an attempt cut off
 // by a crash, or one that failed and is tried again) is pushed again with
-// the same retry key, neither judged nor reserved a second time.
+// the same retry key, neither judged nor reserved a second time: a hold
+// now could outlast LINE's 24 hours for the key, and a push that LINE had
+// accepted without our hearing would then go out twice.
 func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResult, error) {
 	d := newDelivery(ctx, in.Step)
 	begun, err := a.Store.DeliveryByKey(ctx, d.RetryKey)
