@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // errNoRoom rolls back a delivery whose budget reservation failed.
@@ -31,6 +32,19 @@ func (s *Store) DeliveryByKey(ctx context.Context, retryKey string) (*Delivery, 
 // sent, failed or skipped comes back as it is: a sent row tells the caller
 // not to push again.
 func (s *Store) BeginDelivery(ctx context.Context, d *Delivery, budget *Channel) (out *Delivery, ok bool, err error) {
+	reserve := budget != nil && budget.MonthlyBudget > 0 && d.BudgetMonth != ""
+	if !reserve {
+		// The usual first try: a new row is one statement.
+		d.Status, d.Attempts = DeliverySending, 1
+		res := s.DB.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(d)
+		if res.Error != nil {
+			return nil, false, dbError(res.Error, fmt.Sprintf("delivery %s", d.RetryKey))
+		}
+		if res.RowsAffected == 1 {
+			return d, true, nil
+		}
+		d.ID = 0
+	}
 	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var rows []Delivery
 		if err := tx.Where("retry_key = ?", d.RetryKey).Limit(1).Find(&rows).Error; err != nil {
@@ -41,8 +55,8 @@ func (s *Store) BeginDelivery(ctx context.Context, d *Delivery, budget *Channel)
 			out.Attempts++
 			return tx.Model(out).Update("attempts", out.Attempts).Error
 		}
-		if budget != nil && budget.MonthlyBudget > 0 && d.BudgetMonth != "" {
-			room, err := reserve(tx, budget, d.BudgetMonth, int64(d.MessageCount))
+		if reserve {
+			room, err := reserveBudget(tx, budget, d.BudgetMonth, int64(d.MessageCount))
 			if err != nil {
 				return err
 			}

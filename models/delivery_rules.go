@@ -25,15 +25,15 @@ func (s *Store) ReserveBudget(ctx context.Context, ch *Channel, month string, n 
 	ok := false
 	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
-		ok, err = reserve(tx, ch, month, n)
+		ok, err = reserveBudget(tx, ch, month, n)
 		return err
 	})
 	return ok, dbError(err, fmt.Sprintf("budget of channel %d", ch.ID))
 }
 
-// reserve takes n messages from the budget within tx: one conditional
+// reserveBudget takes n messages from the budget within tx: one conditional
 // update, so concurrent reservations cannot both take the last messages.
-func reserve(tx *gorm.DB, ch *Channel, month string, n int64) (bool, error) {
+func reserveBudget(tx *gorm.DB, ch *Channel, month string, n int64) (bool, error) {
 	row := ChannelUsage{ChannelID: ch.ID, Month: month}
 	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
 		return false, err

@@ -5,16 +5,14 @@ import (
 	"fmt"
 	"time"
 
-	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
 
 // RecordEnrollment stores a started workflow run. Recording the same run
-// again (a redelivered event, a retried dispatch) changes nothing. One
-// statement, without a transaction around it.
+// again (a redelivered event, a retried dispatch) changes nothing.
 func (s *Store) RecordEnrollment(ctx context.Context, e *Enrollment) error {
 	e.Status = EnrollmentRunning
-	err := s.DB.WithContext(ctx).Session(&gorm.Session{SkipDefaultTransaction: true}).
+	err := s.DB.WithContext(ctx).
 		Clauses(clause.OnConflict{DoNothing: true}).Create(e).Error
 	return dbError(err, fmt.Sprintf("enrollment %s", e.WorkflowID))
 }

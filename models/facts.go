@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
 
@@ -158,7 +159,10 @@ func (s *Store) AddAudienceMembers(ctx context.Context, audienceID uint, userIDs
 	for i, u := range userIDs {
 		rows[i] = AudienceMember{AudienceID: audienceID, UserID: u}
 	}
-	err := s.DB.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(&rows, 1000).Error
+	// All or nothing, however many batches.
+	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return tx.Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(&rows, 1000).Error
+	})
 	return dbError(err, "audience members")
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
 
@@ -43,7 +42,7 @@ type StatusChange struct {
 func (s *Store) ApplyStatus(ctx context.Context, channelID uint, userID string, ts time.Time, status string) (StatusChange, error) {
 	ts = ts.UTC()
 	what := fmt.Sprintf("friend %s", userID)
-	db := s.DB.WithContext(ctx).Session(&gorm.Session{SkipDefaultTransaction: true})
+	db := s.DB.WithContext(ctx)
 	fresh := Friend{ChannelID: channelID, UserID: userID, Status: status, StatusAt: ts}
 	if status == FriendFollowing {
 		fresh.FirstFollowedAt, fresh.LastFollowedAt = ts, ts

@@ -32,6 +32,10 @@ type Store struct {
 func Open(databaseURL, sqlitePath string, log *slog.Logger) (*Store, error) {
 	cfg := &gorm.Config{
 		TranslateError: true,
+		// A single statement is atomic on its own; GORM's default would wrap
+		// each in BEGIN and COMMIT, three round trips for one. Writes of
+		// several statements use Transaction explicitly.
+		SkipDefaultTransaction: true,
 		Logger: logger.NewSlogLogger(log, logger.Config{
 			SlowThreshold:             500 * time.Millisecond,
 			LogLevel:                  logger.Warn,

@@ -38,7 +38,7 @@ func (s *Store) InsertWebhookEvents(ctx context.Context, events []WebhookEvent) 
 		err    error
 	)
 	if len(events) <= batch {
-		stored, err = insert(s.DB.WithContext(ctx).Session(&gorm.Session{SkipDefaultTransaction: true}))
+		stored, err = insert(s.DB.WithContext(ctx))
 	} else {
 		err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			var terr error
@@ -64,7 +64,7 @@ func (s *Store) PendingWebhookEvents(ctx context.Context, afterID uint, limit in
 // statement per 500.
 func (s *Store) MarkWebhookEventsProcessed(ctx context.Context, ids []uint, at time.Time) error {
 	at = at.UTC()
-	db := s.DB.WithContext(ctx).Session(&gorm.Session{SkipDefaultTransaction: true})
+	db := s.DB.WithContext(ctx)
 	for i := 0; i < len(ids); i += 500 {
 		chunk := ids[i:min(i+500, len(ids))]
 		err := db.Model(&WebhookEvent{}).Where("id IN ?", chunk).
@@ -78,7 +78,7 @@ func (s *Store) MarkWebhookEventsProcessed(ctx context.Context, ids []uint, at t
 
 // MarkWebhookEventFailed records a failed attempt; the event stays pending.
 func (s *Store) MarkWebhookEventFailed(ctx context.Context, id uint, cause error) error {
-	err := s.DB.WithContext(ctx).Session(&gorm.Session{SkipDefaultTransaction: true}).Model(&WebhookEvent{}).Where("id = ?", id).
+	err := s.DB.WithContext(ctx).Model(&WebhookEvent{}).Where("id = ?", id).
 		Updates(map[string]any{"attempts": gorm.Expr("attempts + 1"), "last_error": cause.Error()}).Error
 	return dbError(err, fmt.Sprintf("webhook event %d", id))
 }
