@@ -1,3 +1,5 @@
+//go:build record
+
 package workflows_test
 
 import (
@@ -66,20 +68,15 @@ nodes:
   - {id: m3, type: message, message: {messages: [{type: text, text: "last"}]}}
 `
 
-// TestRecordEnrollmentHistory is not a test of behaviour but a generator:
-// with STEPCAST_RECORD_HISTORY=1 it runs one enrollment of replayDoc on a
-// real Temporal server (the dev server of bin/temporal, or
+// TestRecordEnrollmentHistory is not a test of behaviour but a generator,
+// built only with the "record" tag (`make record-history`), so the suite
+// holds no test that skips: it runs one enrollment of replayDoc on a real
+// Temporal server (the dev server of bin/temporal, or
 // STEPCAST_TEST_TEMPORAL_ADDRESS) with the real activities on SQLite and the
 // fake LINE, drives it through a wait_event (a click signal) and a quiet
 // hours hold (ended by clearing the quiet hours and a recheck signal), and
-// writes its history to testdata/enrollment-v1.history.json for
-// TestReplayRecordedHistories. Without the variable it does nothing.
-//
-//	STEPCAST_RECORD_HISTORY=1 go test ./workflows/ -run TestRecordEnrollmentHistory -count=1
+// writes its history to recordedHistory for TestReplayRecordedHistories.
 func TestRecordEnrollmentHistory(t *testing.T) {
-	if os.Getenv("STEPCAST_RECORD_HISTORY") != "1" {
-		t.Skip("a generator: set STEPCAST_RECORD_HISTORY=1 to record " + recordedHistory)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c := testenv.Temporal(t)

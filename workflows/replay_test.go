@@ -15,15 +15,15 @@ import (
 
 // TestReplayRecordedHistories guards the workflow's determinism: every
 // history recorded from a real server (testdata/*.history.json, written by
-// TestRecordEnrollmentHistory) must replay on the current workflow code
-// without a non-determinism error. Running enrollments live for months; a
+// `make record-history`) must replay on the current workflow code without a
+// non-determinism error. Running enrollments live for months; a
 // change of the code that would make their histories replay differently
 // must instead be versioned (workflow.GetVersion). Re-record a history only
 // when the scenario it covers changes, never to make this test pass.
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.history.json"))
 	require.NoError(t, err)
-	require.NotEmpty(t, files, "no recorded history in testdata/: run STEPCAST_RECORD_HISTORY=1 go test ./workflows/ -run TestRecordEnrollmentHistory")
+	require.NotEmpty(t, files, "no recorded history in testdata/: run make record-history")
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			replayer := worker.NewWorkflowReplayer()
