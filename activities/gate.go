@@ -42,8 +42,8 @@ type GateResult struct {
 	// to ask again.
 	HoldReason string
 	HoldUntil  time.Time
-	// BudgetMonth is the month the step's messages were reserved from;
-	// SendStep gives them back if LINE refuses the push.
+	// BudgetMonth is the month the step's messages are reserved from (by
+	// Gate) or to be reserved from (by Deliver, with the delivery row).
 	BudgetMonth string
 }
 
