@@ -268,7 +268,10 @@ func (e *enrollment) send(ctx workflow.Context, n *scenario.Node) (string, error
 		ChannelID: e.in.ChannelID, ScenarioID: e.in.ScenarioID, ScenarioKey: e.in.ScenarioKey,
 		FriendID: e.in.FriendID, UserID: e.in.UserID, NodeID: n.ID, StepKey: key, Messages: n.Message.Messages,
 	}
-	first := workflow.Now(ctx)
+	// firstFailure starts the 23 hours: a failed try follows (or is) the
+	// step's first push with its key. A hold (of a step not yet begun)
+	// starts the count again.
+	var firstFailure time.Time
 	for failures := 0; ; {
 		e.drain(ctx)
 		if e.exit != "" {
@@ -283,8 +286,11 @@ func (e *enrollment) send(ctx workflow.Context, n *scenario.Node) (string, error
 			// the same retry key, until a day has passed; then it is in
 			// the log and the history, and the scenario goes on.
 			failures++
+			if failures == 1 {
+				firstFailure = step.Now
+			}
 			next := step.Now.Add(retryWait(failures))
-			if next.Sub(first) > sendGiveUp {
+			if next.Sub(firstFailure) > sendGiveUp {
 				e.log.Error("step not delivered", "node", n.ID, "tries", failures, "error", err)
 				return metrics.SendFailed, nil
 			}
@@ -298,6 +304,7 @@ func (e *enrollment) send(ctx workflow.Context, n *scenario.Node) (string, error
 			return "", nil
 		}
 		if r.HoldReason != "" {
+			failures = 0
 			if err := e.hold(ctx, r.HoldReason, holdEnd(r.GateResult, step.Now)); err != nil {
 				return "", err
 			}

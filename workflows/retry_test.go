@@ -91,3 +91,38 @@ func TestEnrollmentOutlivesADatabaseOutage(t *testing.T) {
 	}
 	require.Equal(t, models.EnrollmentCompleted, f.enrollmentRow().Status)
 }
+
+// TestEnrollmentGiveUpCountsFromTheFirstFailure: a step held for longer than
+// a day (the budget of January is spent) and then failing is still tried
+// for up to 23 hours from its first failure, not given up at once.
+func TestEnrollmentGiveUpCountsFromTheFirstFailure(t *testing.T) {
+	doc := `
+name: held then failing
+start: {type: follow}
+nodes:
+  - {id: w1, type: wait, next: m1, wait: {days: 1, at: "10:00"}}
+  - {id: m1, type: message, message: {messages: [{type: text, text: one}]}}
+`
+	f := newFixture(t, jst(2026, 1, 29, 15, 0))
+	ctx := context.Background()
+	budget := int64(1)
+	ch, err := f.store.UpdateChannel(ctx, f.channel.ID, models.ChannelPatch{MonthlyBudget: &budget})
+	require.NoError(t, err)
+	ok, err := f.store.ReserveBudget(ctx, ch, "2026-01", 1)
+	require.NoError(t, err)
+	require.True(t, ok)
+	f.line.push = func(pushAttempt) (bool, error) {
+		return false, &activities.LineError{Status: http.StatusInternalServerError, Message: "Internal server error"}
+	}
+	st := f.run(parse(t, doc))
+
+	tries := f.line.Attempts()
+	require.NotEmpty(t, tries)
+	feb := jst(2026, 2, 1, 0, 0)
+	require.False(t, tries[0].At.Before(feb), "held by January's spent budget until February: first try %s", tries[0].At.In(tokyo))
+	span := tries[len(tries)-1].At.Sub(tries[0].At)
+	require.GreaterOrEqual(t, span, 23*time.Hour-5*time.Minute, "tried for a day from the first failure")
+	require.LessOrEqual(t, span, 23*time.Hour)
+	require.Zero(t, st.StepsSent)
+	require.Equal(t, metrics.SendFailed, st.Path[len(st.Path)-1].Outcome)
+}
