@@ -6,10 +6,7 @@ package faults_test
 
 import (
 	"bytes"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -111,9 +108,7 @@ func (s *system) follow(user string) int {
 
 func (s *system) post(body []byte) int {
 	req, _ := http.NewRequest("POST", fmt.Sprintf("%s/webhooks/line/%d", s.url, s.channel), bytes.NewReader(body))
-	m := hmac.New(sha256.New, []byte(channelSecret))
-	m.Write(body)
-	req.Header.Set("X-Line-Signature", base64.StdEncoding.EncodeToString(m.Sum(nil)))
+	req.Header.Set("X-Line-Signature", fakeline.Sign(channelSecret, body))
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stepcast/stepcast/fakeline"
 	"github.com/stepcast/stepcast/internal/testenv"
 )
 
@@ -31,7 +32,7 @@ func TestWebhookBadInput(t *testing.T) {
 	ch := s.createChannel()
 	s.publish(ch, "welcome", twoSteps(time.Second))
 	user := testenv.UserID()
-	good, _ := webhookBody("follow", user, time.Now())
+	good := fakeline.WebhookBody("follow", user, time.Now())
 	noID, _ := json.Marshal(map[string]any{"events": []any{map[string]any{"type": "follow", "timestamp": 1,
 		"source": map[string]any{"type": "user", "userId": user}}}})
 	huge := append([]byte(`{"events":[],"padding":"`), bytes.Repeat([]byte("x"), 9<<10)...)
@@ -45,14 +46,14 @@ func TestWebhookBadInput(t *testing.T) {
 		status    int
 		message   string
 	}{
-		{"unknown channel", "999999", good, sign(testSecret, good), 404, "channel 999999 not found"},
-		{"channel not a number", "abc", good, sign(testSecret, good), 404, "not found"},
+		{"unknown channel", "999999", good, fakeline.Sign(testSecret, good), 404, "channel 999999 not found"},
+		{"channel not a number", "abc", good, fakeline.Sign(testSecret, good), 404, "not found"},
 		{"missing signature", fmt.Sprint(ch), good, "", 401, "missing x-line-signature"},
-		{"wrong signature", fmt.Sprint(ch), good, sign("other-secret", good), 401, "does not match"},
-		{"signature of another body", fmt.Sprint(ch), good, sign(testSecret, []byte("{}")), 401, "does not match"},
-		{"malformed JSON", fmt.Sprint(ch), []byte(`{"events":[`), sign(testSecret, []byte(`{"events":[`)), 400, "not valid JSON"},
-		{"event without webhookEventId", fmt.Sprint(ch), noID, sign(testSecret, noID), 400, "webhookEventId"},
-		{"oversized body", fmt.Sprint(ch), huge, sign(testSecret, huge), 413, "over 8192 bytes"},
+		{"wrong signature", fmt.Sprint(ch), good, fakeline.Sign("other-secret", good), 401, "does not match"},
+		{"signature of another body", fmt.Sprint(ch), good, fakeline.Sign(testSecret, []byte("{}")), 401, "does not match"},
+		{"malformed JSON", fmt.Sprint(ch), []byte(`{"events":[`), fakeline.Sign(testSecret, []byte(`{"events":[`)), 400, "not valid JSON"},
+		{"event without webhookEventId", fmt.Sprint(ch), noID, fakeline.Sign(testSecret, noID), 400, "webhookEventId"},
+		{"oversized body", fmt.Sprint(ch), huge, fakeline.Sign(testSecret, huge), 413, "over 8192 bytes"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

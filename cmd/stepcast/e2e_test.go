@@ -214,7 +214,7 @@ func (s *system) publish(channel uint, key string, doc map[string]any) uint {
 // webhook posts a signed webhook body and returns the status code.
 func (s *system) webhook(channel uint, body []byte) int {
 	s.t.Helper()
-	return s.rawWebhook(channel, body, sign(testSecret, body))
+	return s.rawWebhook(channel, body, fakeline.Sign(testSecret, body))
 }
 
 func (s *system) rawWebhook(channel uint, body []byte, signature string) int {
@@ -233,11 +233,7 @@ func (s *system) rawWebhook(channel uint, body []byte, signature string) int {
 
 func (s *system) event(channel uint, kind, user string) int {
 	s.t.Helper()
-	body, err := webhookBody(kind, user, time.Now())
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return s.webhook(channel, body)
+	return s.webhook(channel, fakeline.WebhookBody(kind, user, time.Now()))
 }
 
 type enrollmentJSON struct {
@@ -434,7 +430,7 @@ func TestDuplicateAndConcurrentFollowsEnrollOnce(t *testing.T) {
 	user := testenv.UserID()
 
 	// The same event redelivered, and distinct follow events, all at once.
-	same, _ := webhookBody("follow", user, time.Now())
+	same := fakeline.WebhookBody("follow", user, time.Now())
 	var wg sync.WaitGroup
 	for i := range 10 {
 		wg.Add(1)
@@ -442,7 +438,7 @@ func TestDuplicateAndConcurrentFollowsEnrollOnce(t *testing.T) {
 			defer wg.Done()
 			body := same
 			if i%2 == 1 {
-				body, _ = webhookBody("follow", user, time.Now())
+				body = fakeline.WebhookBody("follow", user, time.Now())
 			}
 			if code := s.webhook(ch, body); code != http.StatusOK {
 				t.Errorf("webhook %d answered %d", i, code)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stepcast/stepcast/fakeline"
 	"github.com/stepcast/stepcast/internal/testenv"
 )
 
@@ -46,9 +47,9 @@ func TestSecretsNeverLogged(t *testing.T) {
 	s.mustDo("GET", fmt.Sprintf("/api/v1/channels/%d/scenarios", created.ID), nil, &list)
 	s.mustDo("POST", fmt.Sprintf("/api/v1/scenarios/%d/publish", list.Items[0].ID), nil, nil)
 	user := testenv.UserID()
-	body, _ := webhookBody("follow", user, time.Now())
+	body := fakeline.WebhookBody("follow", user, time.Now())
 	req, _ := http.NewRequest("POST", fmt.Sprintf("%s/webhooks/line/%d", s.url, created.ID), bytes.NewReader(body))
-	req.Header.Set("X-Line-Signature", sign(secret, body))
+	req.Header.Set("X-Line-Signature", fakeline.Sign(secret, body))
 	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 200 {
 		t.Fatalf("webhook: %v %v", res, err)
 	}

@@ -3,18 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/stepcast/stepcast/fakeline"
 )
 
 // sendWebhook is the dev helper that plays LINE: it sends a correctly
@@ -48,16 +46,13 @@ func sendWebhook(ctx context.Context, args []string, stdout io.Writer) error {
 	if *user == "" {
 		*user = "U" + randomHex(16)
 	}
-	body, err := webhookBody(kind, *user, time.Now())
-	if err != nil {
-		return err
-	}
+	body := fakeline.WebhookBody(kind, *user, time.Now())
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("%s/webhooks/line/%d", *url, *channel), bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Line-Signature", sign(*secret, body))
+	req.Header.Set("X-Line-Signature", fakeline.Sign(*secret, body))
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
@@ -69,31 +64,6 @@ func sendWebhook(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "sent %s for user %s\n", kind, *user)
 	return nil
-}
-
-// webhookBody is a LINE webhook request with one event, as LINE sends it.
-func webhookBody(kind, userID string, at time.Time) ([]byte, error) {
-	ev := map[string]any{
-		"type":            kind,
-		"mode":            "active",
-		"timestamp":       at.UnixMilli(),
-		"source":          map[string]any{"type": "user", "userId": userID},
-		"webhookEventId":  "01" + randomHex(12),
-		"deliveryContext": map[string]any{"isRedelivery": false},
-	}
-	if kind == "follow" {
-		ev["replyToken"] = randomHex(16)
-		ev["follow"] = map[string]any{"isUnblocked": false}
-	}
-	return json.Marshal(map[string]any{"destination": "U" + randomHex(16), "events": []any{ev}})
-}
-
-// sign computes x-line-signature: base64 of HMAC-SHA256 of the body keyed by
-// the channel secret.
-func sign(secret string, body []byte) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write(body)
-	return base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
 
 func randomHex(n int) string {

@@ -15,6 +15,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/stepcast/stepcast/fakeline"
 )
 
 // request is one prepared request: made before the run, so that building
@@ -172,10 +174,10 @@ func followRequests(apiURL string, channel uint, n int) ([]request, []string) {
 	now := time.Now()
 	for i := range n {
 		users[i] = userID()
-		body := webhookBody("follow", users[i], now)
+		body := fakeline.WebhookBody("follow", users[i], now)
 		reqs[i] = request{method: http.MethodPost, url: url, body: body, header: http.Header{
 			"Content-Type":     {"application/json"},
-			"X-Line-Signature": {sign(channelSecret, body)},
+			"X-Line-Signature": {fakeline.Sign(channelSecret, body)},
 		}}
 	}
 	return reqs, users

@@ -7,9 +7,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -299,33 +296,6 @@ func (p *pushCounter) n(token string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.ok[token])
-}
-
-// webhookBody is a LINE webhook request with one event, as LINE sends it
-// (the same as cmd/stepcast/webhook.go).
-func webhookBody(kind, userID string, at time.Time) []byte {
-	ev := map[string]any{
-		"type":            kind,
-		"mode":            "active",
-		"timestamp":       at.UnixMilli(),
-		"source":          map[string]any{"type": "user", "userId": userID},
-		"webhookEventId":  "01" + randomHex(12),
-		"deliveryContext": map[string]any{"isRedelivery": false},
-	}
-	if kind == "follow" {
-		ev["replyToken"] = randomHex(16)
-		ev["follow"] = map[string]any{"isUnblocked": false}
-	}
-	b, _ := json.Marshal(map[string]any{"destination": "U" + randomHex(16), "events": []any{ev}})
-	return b
-}
-
-// sign computes x-line-signature: base64 of HMAC-SHA256 of the body keyed by
-// the channel secret.
-func sign(secret string, body []byte) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write(body)
-	return base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
 
 // dbStat is this run's database's activity counters from pg_stat_database.
