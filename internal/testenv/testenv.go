@@ -4,9 +4,11 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -147,14 +149,19 @@ func Temporal(t testing.TB) client.Client {
 	return c
 }
 
-var devServer *exec.Cmd
+// devServer is the dev server this test binary started; exited is closed
+// when it has exited.
+var devServer struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
 
 // Main runs a test binary's tests and stops the dev server it started.
 func Main(m interface{ Run() int }) int {
 	code := m.Run()
-	if devServer != nil && devServer.Process != nil {
-		_ = devServer.Process.Kill()
-		_ = devServer.Wait()
+	if devServer.cmd != nil {
+		_ = devServer.cmd.Process.Kill()
+		<-devServer.exited
 	}
 	return code
 }
@@ -165,11 +172,28 @@ func RepoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
+// startDevServer starts bin/temporal's dev server on a free port. Test
+// binaries of several packages start theirs at the same time, and the port
+// found free can be taken by another before the server binds it (the dev
+// server also takes random ports of its own); a server that exits before it
+// answers is started again on another port.
 func startDevServer() (string, error) {
 	bin := filepath.Join(RepoRoot(), "bin", "temporal")
 	if _, err := os.Stat(bin); err != nil {
 		return "", fmt.Errorf("%s is missing: run `make tools` (or set STEPCAST_TEST_TEMPORAL_ADDRESS)", bin)
 	}
+	var errs []error
+	for range 3 {
+		addr, err := tryDevServer(bin)
+		if err == nil {
+			return addr, nil
+		}
+		errs = append(errs, err)
+	}
+	return "", errors.Join(errs...)
+}
+
+func tryDevServer(bin string) (string, error) {
 	port, err := freePort()
 	if err != nil {
 		return "", err
@@ -177,15 +201,26 @@ func startDevServer() (string, error) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	cmd := exec.Command(bin, "server", "start-dev", "--headless", "--ip", "127.0.0.1",
 		"--port", fmt.Sprint(port), "--log-level", "error")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
 	if os.Getenv("STEPCAST_TEST_LOG") != "" {
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	}
 	if err := cmd.Start(); err != nil {
 		return "", err
 	}
-	devServer = cmd
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return "", fmt.Errorf("the Temporal dev server at %s exited: %s", addr, bytes.TrimSpace(out.Bytes()))
+		default:
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		c, err := client.DialContext(ctx, client.Options{HostPort: addr, Logger: nopLogger{}})
 		if err == nil {
@@ -194,10 +229,13 @@ func startDevServer() (string, error) {
 		}
 		cancel()
 		if err == nil {
+			devServer.cmd, devServer.exited = cmd, exited
 			return addr, nil
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	_ = cmd.Process.Kill()
+	<-exited
 	return "", fmt.Errorf("the Temporal dev server did not answer at %s within 60s", addr)
 }
 
