@@ -167,6 +167,11 @@ func (s *Service) enroll(ctx context.Context, sc *models.Scenario, version int, 
 		TaskQueue:                s.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    reuse,
+		// Where a worker of the task queue runs on this client (the
+		// worker process, dev mode) and has room, the server answers the
+		// start with the first workflow task for it: no task-queue trip,
+		// no poll. Elsewhere the SDK asks for a plain start.
+		EnableEagerStart: true,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.AttrChannel.ValueSet(fmt.Sprint(sc.ChannelID)),
 			workflows.AttrScenario.ValueSet(sc.Key),
@@ -175,6 +180,7 @@ func (s *Service) enroll(ctx context.Context, sc *models.Scenario, version int, 
 	}, workflows.EnrollmentWorkflow, workflows.EnrollmentInput{
 		ChannelID: sc.ChannelID, ScenarioID: sc.ID, ScenarioKey: sc.Key, Version: version,
 		FriendID: f.ID, UserID: f.UserID, Document: *doc, EnrolledAt: enrolledAt,
+		Revision: workflows.Revision,
 	})
 	var ended *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &ended) {

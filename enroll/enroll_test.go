@@ -113,8 +113,10 @@ func (f *fixture) enrollments() []models.Enrollment {
 	return es
 }
 
-// startInput reads the input the workflow was started with.
-func (f *fixture) startInput(wid, runID string) workflows.EnrollmentInput {
+// startInput reads the input the workflow was started with, and whether
+// the server took the start as eager (its first task handed to the worker
+// in the answer).
+func (f *fixture) startInput(wid, runID string) (workflows.EnrollmentInput, bool) {
 	f.t.Helper()
 	it := f.temporal.GetWorkflowHistory(context.Background(), wid, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	ev, err := it.Next()
@@ -122,11 +124,11 @@ func (f *fixture) startInput(wid, runID string) workflows.EnrollmentInput {
 		f.t.Fatal(err)
 	}
 	var in workflows.EnrollmentInput
-	payload := ev.GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0]
-	if err := json.Unmarshal(payload.GetData(), &in); err != nil {
+	started := ev.GetWorkflowExecutionStartedEventAttributes()
+	if err := json.Unmarshal(started.GetInput().GetPayloads()[0].GetData(), &in); err != nil {
 		f.t.Fatal(err)
 	}
-	return in
+	return in, started.GetEagerExecutionAccepted()
 }
 
 // A follow of a new friend is two database round trips (the friend, the
@@ -183,8 +185,15 @@ func TestEnrollmentCountsFromTheFollow(t *testing.T) {
 	user := testenv.UserID()
 	f.follow(user, followed)
 	wid := workflows.EnrollmentWorkflowID(f.channel, "today", user)
-	if in := f.startInput(wid, ""); !in.EnrolledAt.Equal(followed) {
+	in, eager := f.startInput(wid, "")
+	if !eager {
+		t.Error("the start was not eager, though a worker of the task queue runs on the same client")
+	}
+	if !in.EnrolledAt.Equal(followed) {
 		t.Fatalf("started with EnrolledAt %s, want the follow's time %s", in.EnrolledAt, followed)
+	}
+	if in.Revision != workflows.Revision {
+		t.Fatalf("started with Revision %d, want %d", in.Revision, workflows.Revision)
 	}
 	var st workflows.State
 	deadline := time.Now().Add(20 * time.Second)
@@ -203,6 +212,18 @@ func TestEnrollmentCountsFromTheFollow(t *testing.T) {
 	want := time.Date(day.Year(), day.Month(), day.Day()+2, hm.Hour(), hm.Minute(), 0, 0, tokyo)
 	if !st.EnrolledAt.Equal(followed) || !st.NextDueAt.Equal(want) {
 		t.Fatalf("state = %+v, want enrolled at %s and the next step at %s", st, followed, want)
+	}
+	// The Revision in the input spares every run a GetVersion marker and
+	// its search-attribute upsert.
+	it := f.temporal.GetWorkflowHistory(context.Background(), wid, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := ev.GetMarkerRecordedEventAttributes(); m != nil && m.GetMarkerName() != "LocalActivity" {
+			t.Fatalf("event %d is a %q marker; a run with a Revision records none but local activities'", ev.GetEventId(), m.GetMarkerName())
+		}
 	}
 }
 

@@ -154,6 +154,7 @@ func Run(in Input) (*Timeline, error) {
 
 	env.ExecuteWorkflow(workflows.EnrollmentWorkflow, workflows.EnrollmentInput{
 		ScenarioKey: in.ScenarioKey, Version: 0, UserID: f.UserID, Document: in.Document,
+		Revision: workflows.Revision,
 	})
 	if !env.IsWorkflowCompleted() {
 		return nil, stepcast.Errorf(stepcast.EINTERNAL, "preview did not finish")

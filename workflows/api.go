@@ -59,7 +59,19 @@ type EnrollmentInput struct {
 	// EnrolledAt, when set and earlier than the start, is when the
 	// scenario's days count from (a follow whose add route came later).
 	EnrolledAt time.Time `json:",omitempty"`
+	// Revision is the Enrollment code revision the run was started for
+	// (Revision). A change to the commands a run issues applies to runs
+	// started at or after its revision, and older runs keep the path they
+	// started on. Unlike workflow.GetVersion, this costs no marker and no
+	// search-attribute upsert in every run's history. 0 is a run started
+	// before revisions were passed; it asks GetVersion, as it did then.
+	Revision int `json:",omitempty"`
 }
+
+// Revision is the Enrollment code revision that new runs are started for.
+// Raise it with each change that issues different commands, and branch on
+// EnrollmentInput.Revision in the workflow.
+const Revision = revisionDeliver
 
 // EventUnfollow is the friend event of a block.
 const EventUnfollow = "unfollow"

@@ -69,10 +69,12 @@ func newEnrollment(ctx workflow.Context, in EnrollmentInput) (*enrollment, error
 		state:   State{Status: StatusRunning, EnrolledAt: now, Version: in.Version},
 		prevAt:  now,
 	}
-	// Decided at the start, in the run's first workflow task, rather than
-	// at the first send: the marker and its search attribute are then
-	// written while the friend enrolls, not when many steps are due.
-	e.gated = workflow.GetVersion(ctx, deliverChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion
+	if in.Revision < revisionDeliver {
+		// Runs started before revisions were passed in the input:
+		// deliverChange was decided at the start, in the run's first
+		// workflow task, where its marker is.
+		e.gated = workflow.GetVersion(ctx, deliverChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion
+	}
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (State, error) { return e.state, nil }); err != nil {
 		return nil, err
 	}
@@ -246,8 +248,13 @@ func (e *enrollment) handleControl(ctl Control) {
 
 // deliverChange is the GetVersion change that merged the gate and the push
 // into the Deliver local activity. Runs started before it replay the gate
-// local activity and the SendStep activity (sendGated).
-const deliverChange = "deliver-local-activity"
+// local activity and the SendStep activity (sendGated). Runs started with
+// a Revision skip the question: revisionDeliver, the first revision,
+// always delivers with Deliver.
+const (
+	deliverChange   = "deliver-local-activity"
+	revisionDeliver = 1
+)
 
 // sendGiveUp bounds the tries of one step: LINE keeps a retry key for 24
 // hours, and past that a retry could only rely on the delivery row.

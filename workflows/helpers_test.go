@@ -147,6 +147,9 @@ type fixture struct {
 	channel *models.Channel
 	friend  *models.Friend
 	sc      *models.Scenario
+	// revision is the EnrollmentInput.Revision runs start with: the
+	// current one unless a test of older runs sets it.
+	revision int
 }
 
 func newFixture(t *testing.T, start time.Time) *fixture {
@@ -172,7 +175,7 @@ func newFixtureOn(t *testing.T, start time.Time, store *models.Store) *fixture {
 	line := &fakeLINE{now: env.Now}
 	env.RegisterWorkflowWithOptions(workflows.Enrollment, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow})
 	env.RegisterActivity(&activities.Activities{Store: store, LINE: line})
-	return &fixture{t: t, env: env, store: store, line: line, start: start, channel: ch, friend: friend, sc: sc}
+	return &fixture{t: t, env: env, store: store, line: line, start: start, channel: ch, friend: friend, sc: sc, revision: workflows.Revision}
 }
 
 // run records the enrollment row and runs the workflow to its end in virtual
@@ -193,7 +196,7 @@ func (f *fixture) exec(doc *scenario.Document) (workflows.State, error) {
 	}))
 	f.env.ExecuteWorkflow(workflows.EnrollmentWorkflow, workflows.EnrollmentInput{
 		ChannelID: f.channel.ID, ScenarioID: f.sc.ID, ScenarioKey: f.sc.Key, Version: 1,
-		FriendID: f.friend.ID, UserID: f.friend.UserID, Document: *doc,
+		FriendID: f.friend.ID, UserID: f.friend.UserID, Document: *doc, Revision: f.revision,
 	})
 	require.True(f.t, f.env.IsWorkflowCompleted())
 	if err := f.env.GetWorkflowError(); err != nil {

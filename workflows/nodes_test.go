@@ -161,7 +161,7 @@ func splitRun(t *testing.T, store *models.Store, friend *models.Friend, sc *mode
 	env.RegisterActivity(&activities.Activities{Store: store, LINE: &fakeLINE{now: env.Now}})
 	env.ExecuteWorkflow(workflows.EnrollmentWorkflow, workflows.EnrollmentInput{
 		ChannelID: friend.ChannelID, ScenarioID: sc.ID, ScenarioKey: sc.Key, Version: 1,
-		FriendID: friend.ID, UserID: userID, Document: *doc,
+		FriendID: friend.ID, UserID: userID, Document: *doc, Revision: workflows.Revision,
 	})
 	require.True(t, env.IsWorkflowCompleted())
 	require.NoError(t, env.GetWorkflowError())

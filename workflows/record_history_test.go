@@ -27,8 +27,9 @@ import (
 )
 
 // recordedHistory is the newest history TestReplayRecordedHistories
-// replays (v1: before the Deliver local activity; v2: since).
-const recordedHistory = "testdata/enrollment-v2.history.json"
+// replays (v1: before the Deliver local activity; v2: since; v3: a run
+// started with EnrollmentInput.Revision, without the GetVersion marker).
+const recordedHistory = "testdata/enrollment-v3.history.json"
 
 // replayDoc covers every node type the replay test guards (wait, message,
 // branch on tags and an audience, wait_event satisfied by a signal, split,
@@ -109,7 +110,7 @@ func TestRecordEnrollmentHistory(t *testing.T) {
 		),
 	}, workflows.EnrollmentWorkflow, workflows.EnrollmentInput{
 		ChannelID: ch.ID, ScenarioID: sc.ID, ScenarioKey: sc.Key, Version: 1,
-		FriendID: friend.ID, UserID: friend.UserID, Document: *doc,
+		FriendID: friend.ID, UserID: friend.UserID, Document: *doc, Revision: workflows.Revision,
 	})
 	require.NoError(t, err)
 	require.NoError(t, store.RecordEnrollment(ctx, &models.Enrollment{ChannelID: ch.ID, ScenarioID: sc.ID, ScenarioVersion: 1,
