@@ -30,6 +30,9 @@ type Activities struct {
 	Links *links.Rewriter
 	// Enroller runs bulk enrollments.
 	Enroller Enroller
+
+	// rate holds this process's push tokens.
+	rate rateTokens
 }
 
 // Step is a message node reached by one enrollment: what is pushed, to
@@ -199,36 +202,6 @@ func (a *Activities) finish(ctx context.Context, d *models.Delivery, delivered *
 		d.BudgetMonth = ""
 	}
 	return a.Store.FinishDelivery(ctx, d, delivered)
-}
-
-// waitForRate takes a token of the channel's per-second push limit, shared
-// by all workers through the database, waiting for the next second when
-// this one is full.
-func (a *Activities) waitForRate(ctx context.Context, ch *models.Channel) error {
-	limit := ch.RateLimit
-	if limit <= 0 {
-		limit = models.LinePushRateLimit
-	}
-	for {
-		now := time.Now()
-		ok, err := a.Store.TakeRateToken(ctx, ch.ID, now.Unix(), limit)
-		if err != nil {
-			return err
-		}
-		if ok {
-			// Old windows are of no use; once a minute, whoever is sending
-			// clears them (several workers doing it at once is harmless).
-			if now.Unix()%60 == 0 {
-				_ = a.Store.PruneRateWindows(ctx, now.Unix()-60)
-			}
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Until(now.Truncate(time.Second).Add(time.Second))):
-		}
-	}
 }
 
 func channelLocation(ch *models.Channel) *time.Location {

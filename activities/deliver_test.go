@@ -2,6 +2,7 @@ package activities_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -131,6 +132,125 @@ func TestDeliverTriesABegunStepAgainWithoutGateOrReservation(t *testing.T) {
 	d := f.delivery(t, pushes[0].RetryKey)
 	require.Equal(t, models.DeliverySent, d.Status)
 	require.Equal(t, 2, d.Attempts)
+}
+
+// TestDeliverBegunStepWhateverTheVerdict: a step begun before (its push
+// failed) is tried again with the same key, unreserved and with no verdict
+// for the workflow, whatever now ends or holds a new step (which it does:
+// the check after each case). A blocked friend's begun step is skipped,
+// not pushed.
+func TestDeliverBegunStepWhateverTheVerdict(t *testing.T) {
+	now := time.Date(2026, 1, 31, 1, 0, 0, 0, time.UTC) // 10:00 JST
+	tests := []struct {
+		name    string
+		change  func(t *testing.T, f *fixture, sc *models.Scenario)
+		exit    string // the exit audience
+		verdict activities.GateResult
+	}{
+		{"ended", func(t *testing.T, f *fixture, sc *models.Scenario) {
+			_, err := f.store.SetScenarioStatus(context.Background(), sc.ID, models.ScenarioEnded)
+			require.NoError(t, err)
+		}, "", activities.GateResult{ScenarioStatus: models.ScenarioEnded}},
+		{"blocked", func(t *testing.T, f *fixture, _ *models.Scenario) {
+			_, _, err := f.store.ApplyUnfollow(context.Background(), f.channel.ID, f.friend.UserID, now)
+			require.NoError(t, err)
+		}, "", activities.GateResult{ScenarioStatus: models.ScenarioActive, Blocked: true}},
+		{"in the exit audience", func(t *testing.T, f *fixture, _ *models.Scenario) {
+			require.NoError(t, f.store.AddTags(context.Background(), f.friend.ID, []string{"bought"}))
+		}, "buyers", activities.GateResult{ScenarioStatus: models.ScenarioActive, InExitAudience: true}},
+		{"quiet hours", func(t *testing.T, f *fixture, _ *models.Scenario) {
+			start, end := "09:00", "11:00"
+			_, err := f.store.UpdateChannel(context.Background(), f.channel.ID, models.ChannelPatch{QuietStart: &start, QuietEnd: &end})
+			require.NoError(t, err)
+		}, "", activities.GateResult{ScenarioStatus: models.ScenarioActive, HoldReason: activities.HoldQuietHours, HoldUntil: jst(2026, 1, 31, 11, 0)}},
+		{"LINE's monthly limit", func(t *testing.T, f *fixture, _ *models.Scenario) {
+			require.NoError(t, f.store.MarkLineQuotaReached(context.Background(), f.channel.ID, "2026-01"))
+		}, "", activities.GateResult{ScenarioStatus: models.ScenarioActive, HoldReason: activities.HoldBudget, HoldUntil: jst(2026, 2, 1, 0, 0)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			sc, deliver := deliverFixture(t, f, 10)
+			a := &models.Audience{ChannelID: f.channel.ID, Key: "buyers", Name: "Buyers", Kind: models.AudienceRule, Rule: `{"tag":"bought"}`}
+			require.NoError(t, f.store.CreateAudience(context.Background(), a))
+			step := func(key string, at time.Time) activities.DeliverInput {
+				in := f.step("m", key, at, hello)
+				in.ExitAudience = tt.exit
+				return in
+			}
+			f.line.push = func(string) (string, error) {
+				return "", &activities.LineError{Status: http.StatusInternalServerError, Message: "internal error"}
+			}
+			_, err := deliver(step("m#1", now))
+			require.Error(t, err)
+			require.Equal(t, int64(1), f.usage(t, "2026-01"))
+
+			tt.change(t, f, sc)
+			f.line.push = nil
+			res, err := deliver(step("m#1", now.Add(time.Minute)))
+			require.NoError(t, err)
+			require.Equal(t, activities.GateResult{}, res.GateResult, "the workflow sees no verdict for a begun step")
+			key := activities.RetryKey(testWorkflowID, testRunID, "m#1")
+			d := f.delivery(t, key)
+			require.Equal(t, 2, d.Attempts)
+			pushes := f.line.Pushes()
+			if tt.name == "blocked" {
+				require.Equal(t, metrics.SendSkipped, res.Outcome)
+				require.Len(t, pushes, 1, "no push to a friend who blocked the account")
+				require.Equal(t, models.DeliverySkipped, d.Status)
+				require.Zero(t, f.usage(t, "2026-01"), "the skipped step's reservation is given back")
+			} else {
+				require.Equal(t, metrics.SendSent, res.Outcome)
+				require.Len(t, pushes, 2)
+				require.Equal(t, key, pushes[1].RetryKey)
+				require.Equal(t, models.DeliverySent, d.Status)
+				require.Equal(t, int64(1), f.usage(t, "2026-01"), "reserved once")
+			}
+
+			// A new step is judged: ended or held, not written, not pushed.
+			res, err = deliver(step("m#2", now.Add(time.Minute)))
+			require.NoError(t, err)
+			require.True(t, res.HoldUntil.Equal(tt.verdict.HoldUntil), "held until %s", res.HoldUntil.In(tokyo))
+			res.HoldUntil, tt.verdict.HoldUntil = time.Time{}, time.Time{}
+			require.Equal(t, tt.verdict, res.GateResult)
+			require.Empty(t, res.Outcome)
+			require.Len(t, f.line.Pushes(), len(pushes))
+			var n int64
+			require.NoError(t, f.store.DB.Model(&models.Delivery{}).Count(&n).Error)
+			require.Equal(t, int64(1), n)
+		})
+	}
+}
+
+// TestDeliverSentStepIsNotPushedAgain: a step already sent, delivered again
+// (its local activity cut off after the push), is not pushed again, even
+// when its own push now holds new steps for the frequency cap.
+func TestDeliverSentStepIsNotPushedAgain(t *testing.T) {
+	for _, capped := range []bool{false, true} {
+		t.Run(fmt.Sprintf("capped=%v", capped), func(t *testing.T) {
+			f := newFixtureOn(t, testenv.Postgres(t))
+			_, deliver := deliverFixture(t, f, 10)
+			now := time.Date(2026, 1, 31, 1, 0, 0, 0, time.UTC)
+			res, err := deliver(f.step("m", "m#1", now, hello))
+			require.NoError(t, err)
+			require.Equal(t, metrics.SendSent, res.Outcome)
+			if capped {
+				one := 1
+				_, err := f.store.UpdateChannel(context.Background(), f.channel.ID, models.ChannelPatch{FrequencyCap: &one})
+				require.NoError(t, err)
+				res, err := deliver(f.step("m", "m#2", now.Add(time.Minute), hello))
+				require.NoError(t, err)
+				require.Equal(t, activities.HoldFrequencyCap, res.HoldReason, "the cap holds a new step")
+			}
+
+			res, err = deliver(f.step("m", "m#1", now.Add(time.Minute), hello))
+			require.NoError(t, err)
+			require.Equal(t, metrics.SendDuplicate, res.Outcome)
+			require.Empty(t, res.HoldReason)
+			require.Len(t, f.line.Pushes(), 1)
+			require.Equal(t, int64(1), f.usage(t, "2026-01"), "reserved once")
+		})
+	}
 }
 
 // TestDeliverMonthlyLimitBeginsTheStepAgain: after LINE's monthly limit the

@@ -100,16 +100,13 @@ func (a *Activities) recordHold(ctx context.Context, in GateInput, res GateResul
 
 // judge applies the gate's rules, in order, to a step due now.
 func (a *Activities) judge(ctx context.Context, in GateInput) (*verdict, error) {
-	sc, err := a.Store.Scenario(ctx, in.ScenarioID)
+	st, err := a.Store.StepState(ctx, in.ChannelID, in.ScenarioID, in.FriendID)
 	if err != nil {
 		return nil, err
 	}
-	f, err := a.Store.FriendByID(ctx, in.FriendID)
-	if err != nil {
-		return nil, err
-	}
-	v := &verdict{res: GateResult{ScenarioStatus: sc.Status, Blocked: f.Status == models.FriendBlocked}, friend: f}
-	if v.res.Blocked || sc.Status == models.ScenarioEnded {
+	f, ch := &st.Friend, &st.Channel
+	v := &verdict{res: GateResult{ScenarioStatus: st.ScenarioStatus, Blocked: f.Status == models.FriendBlocked}, channel: ch, friend: f}
+	if v.res.Blocked || st.ScenarioStatus == models.ScenarioEnded {
 		return v, nil
 	}
 	if in.ExitAudience != "" {
@@ -117,15 +114,10 @@ func (a *Activities) judge(ctx context.Context, in GateInput) (*verdict, error) 
 			return v, err
 		}
 	}
-	if sc.Status == models.ScenarioPaused {
+	if st.ScenarioStatus == models.ScenarioPaused {
 		v.res.HoldReason = HoldPaused
 		return v, nil
 	}
-	ch, err := a.Store.Channel(ctx, in.ChannelID)
-	if err != nil {
-		return nil, err
-	}
-	v.channel = ch
 	now := in.Now.In(channelLocation(ch))
 	v.nextMonth = time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, now.Location())
 	if end, quiet := quietUntil(ch, now); quiet {

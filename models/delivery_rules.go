@@ -79,14 +79,19 @@ func (s *Store) PushesSince(ctx context.Context, friendID uint, t time.Time) (in
 	return n, *oldest.SentAt, nil
 }
 
-// TakeRateToken counts one push in the channel's current second and reports
-// false if the second is already full.
-func (s *Store) TakeRateToken(ctx context.Context, channelID uint, second int64, limit int) (bool, error) {
-	row := RateWindow{ChannelID: channelID, Second: second, Count: 1}
+// TakeRateTokens counts n pushes in the channel's second if they fit in
+// its limit, and reports whether they did. One conditional upsert, so
+// concurrent takers, in any process, cannot take more than the limit
+// between them; n above the limit never fits.
+func (s *Store) TakeRateTokens(ctx context.Context, channelID uint, second int64, limit, n int) (bool, error) {
+	if n > limit {
+		return false, nil
+	}
+	row := RateWindow{ChannelID: channelID, Second: second, Count: n}
 	res := s.DB.WithContext(ctx).Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "channel_id"}, {Name: "second"}},
-		DoUpdates: clause.Assignments(map[string]any{"count": gorm.Expr("rate_windows.count + 1")}),
-		Where:     clause.Where{Exprs: []clause.Expression{clause.Expr{SQL: "rate_windows.count < ?", Vars: []any{limit}}}},
+		DoUpdates: clause.Assignments(map[string]any{"count": gorm.Expr("rate_windows.count + ?", n)}),
+		Where:     clause.Where{Exprs: []clause.Expression{clause.Expr{SQL: "rate_windows.count + ? <= ?", Vars: []any{n, limit}}}},
 	}).Create(&row)
 	if res.Error != nil {
 		return false, dbError(res.Error, "rate window")

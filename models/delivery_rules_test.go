@@ -12,35 +12,58 @@ import (
 )
 
 // The rate limit is one row per channel and second: concurrent takers (as
-// several workers are) get exactly the limit between them.
+// several workers are) get no more than the limit between them, whether
+// they take one token or a batch, and a batch that does not fit takes
+// nothing.
 func TestRateTokensHoldAcrossTakers(t *testing.T) {
 	for name, store := range map[string]*models.Store{"postgres": testenv.Postgres(t), "sqlite": testenv.SQLite(t)} {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			second := time.Now().Unix()
+			take := func(second int64, n int) bool {
+				t.Helper()
+				ok, err := store.TakeRateTokens(ctx, 7, second, 10, n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ok
+			}
 			var got atomic.Int32
 			var wg sync.WaitGroup
-			for range 20 {
+			for i := range 20 {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					ok, err := store.TakeRateToken(ctx, 7, second, 5)
+					n := 1 + 2*(i%2) // batches of 1 and 3
+					ok, err := store.TakeRateTokens(ctx, 7, second, 10, n)
 					if err != nil {
 						t.Error(err)
 					}
 					if ok {
-						got.Add(1)
+						got.Add(int32(n))
 					}
 				}()
 			}
 			wg.Wait()
-			if got.Load() != 5 {
-				t.Fatalf("%d tokens taken in one second with a limit of 5", got.Load())
+			if got.Load() != 10 && got.Load() != 9 {
+				t.Fatalf("%d tokens taken in one second with a limit of 10", got.Load())
 			}
-			if ok, _ := store.TakeRateToken(ctx, 7, second+1, 5); !ok {
+			if take(second, 11-int(got.Load())) {
+				t.Fatal("a batch over the limit was taken")
+			}
+			if got.Load() == 9 && !take(second, 1) {
+				t.Fatal("the last token of the second could not be taken")
+			}
+			if take(second, 1) {
+				t.Fatal("a token was taken from a full second")
+			}
+			if take(second+1, 11) {
+				t.Fatal("a batch larger than the limit was taken")
+			}
+			if !take(second+1, 10) {
 				t.Fatal("the next second has no room")
 			}
-			if ok, _ := store.TakeRateToken(ctx, 8, second, 5); !ok {
+			if ok, _ := store.TakeRateTokens(ctx, 8, second, 10, 1); !ok {
 				t.Fatal("another channel shares the limit")
 			}
 		})
