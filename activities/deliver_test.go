@@ -324,3 +324,29 @@ func TestDeliverConcurrentBudget(t *testing.T) {
 	require.Equal(t, int64(budget), f.usage(t, "2026-01"))
 	require.Len(t, f.line.Pushes(), budget)
 }
+
+// TestDeliverWithoutBudgetGivesNothingBack: a channel without a budget
+// reserves nothing, so a refused step of it must not take back messages
+// that were reserved while it had one, earlier in the month.
+func TestDeliverWithoutBudgetGivesNothingBack(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	_, deliver := deliverFixture(t, f, 10)
+	now := time.Date(2026, 1, 31, 1, 0, 0, 0, time.UTC)
+	res, err := deliver(f.step("m1", "m1#1", now, hello, hello))
+	require.NoError(t, err)
+	require.Equal(t, metrics.SendSent, res.Outcome)
+	require.Equal(t, int64(2), f.usage(t, "2026-01"))
+
+	none := int64(0)
+	_, err = f.store.UpdateChannel(ctx, f.channel.ID, models.ChannelPatch{MonthlyBudget: &none})
+	require.NoError(t, err)
+	f.line.push = func(string) (string, error) {
+		return "", &activities.LineError{Status: http.StatusBadRequest, Message: "The request body has 1 error(s)"}
+	}
+	res, err = deliver(f.step("m2", "m2#2", now, hello, hello))
+	require.NoError(t, err)
+	require.Equal(t, metrics.SendFailed, res.Outcome)
+	require.Empty(t, f.delivery(t, activities.RetryKey(testWorkflowID, testRunID, "m2#2")).BudgetMonth)
+	require.Equal(t, int64(2), f.usage(t, "2026-01"), "the first step's reservation stays")
+}

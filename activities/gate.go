@@ -44,6 +44,7 @@ type GateResult struct {
 	HoldUntil  time.Time
 	// BudgetMonth is the month the step's messages are reserved from (by
 	// Gate) or to be reserved from (by Deliver, with the delivery row).
+	// Empty when the channel has no budget.
 	BudgetMonth string
 }
 
@@ -139,7 +140,12 @@ func (a *Activities) judge(ctx context.Context, in GateInput) (*verdict, error) 
 		v.holdForBudget()
 		return v, nil
 	}
-	v.res.BudgetMonth = month
+	// Only a channel with a budget reserves: a step of one without it
+	// must not give back, when refused, messages that others reserved
+	// (its budget may be set, or removed, mid-month).
+	if ch.MonthlyBudget > 0 {
+		v.res.BudgetMonth = month
+	}
 	return v, nil
 }
 
