@@ -167,11 +167,6 @@ func (s *Service) enroll(ctx context.Context, sc *models.Scenario, version int, 
 		TaskQueue:                s.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    reuse,
-		// Where a worker of the task queue runs on this client (the
-		// worker process, dev mode) and has room, the server answers the
-		// start with the first workflow task for it: no task-queue trip,
-		// no poll. Elsewhere the SDK asks for a plain start.
-		EnableEagerStart: true,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.AttrChannel.ValueSet(fmt.Sprint(sc.ChannelID)),
 			workflows.AttrScenario.ValueSet(sc.Key),
