@@ -136,23 +136,48 @@ func (s *Store) BeginDelivery(ctx context.Context, d *Delivery, budget *Channel)
 }
 
 // FinishDelivery stores the outcome of a push and, when delivered is set,
-// the friend's delivered event, in one transaction.
+// the friend's delivered event, atomically. Every send finishes, so on
+// PostgreSQL it is one statement (the update in a WITH clause, which runs
+// whether or not the insert reads it): a transaction around two
+// statements was four round trips, two thirds of a send's finish.
 func (s *Store) FinishDelivery(ctx context.Context, d *Delivery, delivered *FriendEvent) error {
-	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		err := tx.Model(&Delivery{}).Where("retry_key = ?", d.RetryKey).
-			Updates(map[string]any{"status": d.Status, "error": d.Error, "line_request_id": d.LineRequestID,
-				"sent_at": d.SentAt, "budget_month": d.BudgetMonth}).Error
-		if err != nil || delivered == nil {
-			return err
-		}
+	outcome := map[string]any{"status": d.Status, "error": d.Error, "line_request_id": d.LineRequestID,
+		"sent_at": d.SentAt, "budget_month": d.BudgetMonth}
+	if delivered != nil {
 		delivered.At = delivered.At.UTC()
 		if delivered.Props == "" {
 			delivered.Props = "{}"
 		}
-		return tx.Create(delivered).Error
-	})
+	}
+	db := s.DB.WithContext(ctx)
+	var err error
+	switch {
+	case delivered == nil:
+		err = db.Model(&Delivery{}).Where("retry_key = ?", d.RetryKey).Updates(outcome).Error
+	case db.Dialector.Name() == "postgres":
+		now := db.NowFunc()
+		err = db.Exec(finishDeliverySQL, d.Status, d.Error, d.LineRequestID, d.SentAt, d.BudgetMonth, now, d.RetryKey,
+			delivered.ChannelID, delivered.FriendID, delivered.Type, delivered.Name, delivered.ScenarioKey,
+			delivered.NodeID, delivered.Props, delivered.At, now).Error
+	default:
+		err = db.Transaction(func(tx *gorm.DB) error {
+			if err := tx.Model(&Delivery{}).Where("retry_key = ?", d.RetryKey).Updates(outcome).Error; err != nil {
+				return err
+			}
+			return tx.Create(delivered).Error
+		})
+	}
 	return dbError(err, fmt.Sprintf("delivery %s", d.RetryKey))
 }
+
+// finishDeliverySQL is FinishDelivery's statement on PostgreSQL; it names
+// every column of friend_events (TestFinishDelivery fails when one is
+// missing).
+const finishDeliverySQL = `WITH finished AS (
+	UPDATE deliveries SET status = ?, error = ?, line_request_id = ?, sent_at = ?, budget_month = ?, updated_at = ?
+	WHERE retry_key = ?)
+INSERT INTO friend_events (channel_id, friend_id, type, name, scenario_key, node_id, props, at, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // DeliveryFilter narrows a delivery list; zero fields do not filter.
 type DeliveryFilter struct {

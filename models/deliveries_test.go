@@ -96,3 +96,59 @@ func TestStepState(t *testing.T) {
 		})
 	}
 }
+
+// FinishDelivery writes the push's outcome and the delivered event, each
+// column of it: on PostgreSQL it is one hand-written statement, so a field
+// added to FriendEvent and missing there would be dropped silently.
+func TestFinishDelivery(t *testing.T) {
+	for name, store := range map[string]*models.Store{"postgres": testenv.Postgres(t), "sqlite": testenv.SQLite(t)} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			ch := &models.Channel{Name: "Shop", LineChannelID: "1650000000", Secret: "s", AccessToken: "t", TimeZone: "UTC"}
+			if err := store.CreateChannel(ctx, ch); err != nil {
+				t.Fatal(err)
+			}
+			d := &models.Delivery{ChannelID: ch.ID, ScenarioID: 2, FriendID: 3, WorkflowID: "w", RunID: "r", NodeID: "m",
+				RetryKey: "0b6f4a5e-8c1d-4c43-9a57-3a2f1a6b0c11", MessageCount: 1}
+			d, ok, err := store.BeginDelivery(ctx, d, nil)
+			if err != nil || !ok {
+				t.Fatalf("begin: %v, %v", ok, err)
+			}
+			sent := time.Date(2026, 1, 30, 6, 0, 1, 0, time.UTC)
+			d.Status, d.Error, d.LineRequestID, d.SentAt, d.BudgetMonth = models.DeliverySent, "e", "req-1", &sent, "2026-01"
+			want := models.FriendEvent{ChannelID: ch.ID, FriendID: 3, Type: "delivered", Name: "n", ScenarioKey: "welcome",
+				NodeID: "m", Props: `{"k":"v"}`, At: sent}
+			ev := want
+			if err := store.FinishDelivery(ctx, d, &ev); err != nil {
+				t.Fatal(err)
+			}
+
+			var got models.Delivery
+			if err := store.DB.Where("retry_key = ?", d.RetryKey).First(&got).Error; err != nil {
+				t.Fatal(err)
+			}
+			if got.Status != models.DeliverySent || got.Error != "e" || got.LineRequestID != "req-1" || got.BudgetMonth != "2026-01" ||
+				got.SentAt == nil || !got.SentAt.Equal(sent) || got.UpdatedAt.Before(got.CreatedAt) {
+				t.Errorf("delivery %+v", got)
+			}
+			var events []models.FriendEvent
+			if err := store.DB.Where("friend_id = ?", 3).Find(&events).Error; err != nil {
+				t.Fatal(err)
+			}
+			if len(events) != 1 {
+				t.Fatalf("%d events, want 1", len(events))
+			}
+			e := events[0]
+			v := reflect.ValueOf(e)
+			for i := range v.NumField() {
+				if v.Field(i).IsZero() {
+					t.Errorf("FriendEvent.%s was not stored: set it in this test and in FinishDelivery", v.Type().Field(i).Name)
+				}
+			}
+			e.ID, e.CreatedAt, e.At = 0, time.Time{}, e.At.UTC()
+			if !reflect.DeepEqual(e, want) {
+				t.Errorf("event\n%+v\nwant\n%+v", e, want)
+			}
+		})
+	}
+}
