@@ -78,12 +78,16 @@ func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace st
 //   - more workflow-task pollers than the SDK's 2, so that a woken
 //     enrollment's task finds a poller waiting and is handed over in
 //     memory instead of being written to the task queue's table first;
-//   - a longer sticky schedule-to-start timeout than the SDK's 5 seconds:
-//     in a burst, tasks queue for longer than that on the worker that has
-//     the enrollment cached, and a timed-out sticky task costs two more
-//     history events and a replay of the whole history elsewhere. The
-//     price is that a crashed worker's cached enrollments wait that long
-//     before another worker takes them.
+//   - a sticky schedule-to-start timeout of minutes, not the SDK's 5
+//     seconds: in a burst a woken enrollment's task waits in the server's
+//     queues longer than that before it reaches the worker that has the
+//     enrollment cached, and a timed-out sticky task costs a second task
+//     on the normal queue, with a replay of the whole history, just when
+//     the server is busiest. With 5,000 friends due at once on Temporal
+//     on PostgreSQL, 30 seconds gave 49.8 sends/s and 5 minutes 83.2
+//     (BENCHMARKS.md). The price: tasks already queued for a worker that
+//     crashes wait up to that long; once the server sees no poller on the
+//     sticky queue, new tasks go to the normal queue at once.
 //
 // Activities are few (the bulk audience enrollment): steps run as local
 // activities inside workflow tasks.
@@ -91,7 +95,7 @@ func Options() worker.Options {
 	return worker.Options{
 		MaxConcurrentWorkflowTaskPollers: 8,
 		MaxConcurrentActivityTaskPollers: 2,
-		StickyScheduleToStartTimeout:     30 * time.Second,
+		StickyScheduleToStartTimeout:     5 * time.Minute,
 	}
 }
 
