@@ -141,19 +141,22 @@ func (s *Store) BeginDelivery(ctx context.Context, d *Delivery, budget *Channel)
 // whether or not the insert reads it): a transaction around two
 // statements was four round trips, two thirds of a send's finish.
 func (s *Store) FinishDelivery(ctx context.Context, d *Delivery, delivered *FriendEvent) error {
-	outcome := map[string]any{"status": d.Status, "error": d.Error, "line_request_id": d.LineRequestID,
-		"sent_at": d.SentAt, "budget_month": d.BudgetMonth}
 	if delivered != nil {
 		delivered.At = delivered.At.UTC()
 		if delivered.Props == "" {
 			delivered.Props = "{}"
 		}
 	}
+	update := func(tx *gorm.DB) error {
+		return tx.Model(&Delivery{}).Where("retry_key = ?", d.RetryKey).
+			Updates(map[string]any{"status": d.Status, "error": d.Error, "line_request_id": d.LineRequestID,
+				"sent_at": d.SentAt, "budget_month": d.BudgetMonth}).Error
+	}
 	db := s.DB.WithContext(ctx)
 	var err error
 	switch {
 	case delivered == nil:
-		err = db.Model(&Delivery{}).Where("retry_key = ?", d.RetryKey).Updates(outcome).Error
+		err = update(db)
 	case db.Dialector.Name() == "postgres":
 		now := db.NowFunc()
 		err = db.Exec(finishDeliverySQL, d.Status, d.Error, d.LineRequestID, d.SentAt, d.BudgetMonth, now, d.RetryKey,
@@ -161,7 +164,7 @@ func (s *Store) FinishDelivery(ctx context.Context, d *Delivery, delivered *Frie
 			delivered.NodeID, delivered.Props, delivered.At, now).Error
 	default:
 		err = db.Transaction(func(tx *gorm.DB) error {
-			if err := tx.Model(&Delivery{}).Where("retry_key = ?", d.RetryKey).Updates(outcome).Error; err != nil {
+			if err := update(tx); err != nil {
 				return err
 			}
 			return tx.Create(delivered).Error
