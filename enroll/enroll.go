@@ -18,7 +18,6 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/stepcast/stepcast"
 	"github.com/stepcast/stepcast/activities"
@@ -167,11 +166,7 @@ func (s *Service) enroll(ctx context.Context, sc *models.Scenario, version int, 
 		TaskQueue:                s.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    reuse,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.AttrChannel.ValueSet(fmt.Sprint(sc.ChannelID)),
-			workflows.AttrScenario.ValueSet(sc.Key),
-			workflows.AttrFriend.ValueSet(f.UserID),
-		),
+		TypedSearchAttributes:    workflows.StartSearchAttributes(sc.ChannelID, sc.Key, f.UserID, doc),
 	}, workflows.EnrollmentWorkflow, workflows.EnrollmentInput{
 		ChannelID: sc.ChannelID, ScenarioID: sc.ID, ScenarioKey: sc.Key, Version: version,
 		FriendID: f.ID, UserID: f.UserID, Document: *doc, EnrolledAt: enrolledAt,

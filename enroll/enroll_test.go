@@ -6,13 +6,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	sdkworker "go.temporal.io/sdk/worker"
 	"gorm.io/gorm"
 
@@ -209,8 +212,19 @@ func TestEnrollmentCountsFromTheFollow(t *testing.T) {
 		t.Fatalf("state = %+v, want enrolled at %s and the next step at %s", st, followed, want)
 	}
 	// The Revision in the input spares every run a GetVersion marker and
-	// its search-attribute upsert.
+	// its search-attribute upsert. The run starts with StepcastNode at its
+	// entry wait, so the only upsert is the move to "later".
 	it := f.temporal.GetWorkflowHistory(context.Background(), wid, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	node := func(sa *commonpb.SearchAttributes) string {
+		var v string
+		if p := sa.GetIndexedFields()[workflows.AttrNode.GetName()]; p != nil {
+			if err := converter.GetDefaultDataConverter().FromPayload(p, &v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return v
+	}
+	var upserts []string
 	for it.HasNext() {
 		ev, err := it.Next()
 		if err != nil {
@@ -219,6 +233,15 @@ func TestEnrollmentCountsFromTheFollow(t *testing.T) {
 		if m := ev.GetMarkerRecordedEventAttributes(); m != nil && m.GetMarkerName() != "LocalActivity" {
 			t.Fatalf("event %d is a %q marker; a run with a Revision records none but local activities'", ev.GetEventId(), m.GetMarkerName())
 		}
+		if a := ev.GetWorkflowExecutionStartedEventAttributes(); a != nil && node(a.GetSearchAttributes()) != "same-day" {
+			t.Fatalf("started with StepcastNode %q, want the entry wait \"same-day\"", node(a.GetSearchAttributes()))
+		}
+		if a := ev.GetUpsertWorkflowSearchAttributesEventAttributes(); a != nil {
+			upserts = append(upserts, node(a.GetSearchAttributes()))
+		}
+	}
+	if !slices.Equal(upserts, []string{"later"}) {
+		t.Fatalf("StepcastNode upserted to %q, want only [later]", upserts)
 	}
 }
 

@@ -38,6 +38,24 @@ var (
 // SearchAttributes lists every custom search attribute, for registration.
 var SearchAttributes = []temporal.SearchAttributeKeyKeyword{AttrChannel, AttrScenario, AttrFriend, AttrNode}
 
+// StartSearchAttributes are the search attributes an enrollment starts
+// with: channel, scenario and friend, and, when the scenario begins with a
+// wait, StepcastNode set to that wait. The friend is there from the start,
+// so the run's first workflow task has nothing to upsert: for every
+// enrollment that saves a history event and a visibility write, in the
+// task that competes with the follow burst's starts (markWaiting).
+func StartSearchAttributes(channelID uint, scenarioKey, userID string, doc *scenario.Document) temporal.SearchAttributes {
+	updates := []temporal.SearchAttributeUpdate{
+		AttrChannel.ValueSet(fmt.Sprint(channelID)),
+		AttrScenario.ValueSet(scenarioKey),
+		AttrFriend.ValueSet(userID),
+	}
+	if n, ok := doc.Node(doc.EntryID()); ok && (n.Type == scenario.NodeWait || n.Type == scenario.NodeWaitEvent) {
+		updates = append(updates, AttrNode.ValueSet(n.ID))
+	}
+	return temporal.NewSearchAttributes(updates...)
+}
+
 // EnrollmentWorkflowID is the ID of a friend's enrollment in a scenario. It
 // reads as where to look: channel, scenario key, LINE user ID. A friend has
 // at most one running enrollment per scenario because the ID is the same.
@@ -71,7 +89,7 @@ type EnrollmentInput struct {
 // Revision is the Enrollment code revision that new runs are started for.
 // Raise it with each change that issues different commands, and branch on
 // EnrollmentInput.Revision in the workflow.
-const Revision = revisionDeliver
+const Revision = revisionNodeAtStart
 
 // EventUnfollow is the friend event of a block.
 const EventUnfollow = "unfollow"

@@ -149,8 +149,16 @@ func (e *enrollment) step(ctx workflow.Context, n *scenario.Node) (next, outcome
 // markWaiting shows where the friend sits, in the query and in the
 // StepcastNode search attribute. Only waiting nodes set the attribute: that
 // is where a friend can be found, and it saves a history event per step.
+// Runs of revisionNodeAtStart on skip an upsert of the value the attribute
+// already holds (the entry wait, set at the start); older runs upserted it
+// and replay the upsert.
 func (e *enrollment) markWaiting(ctx workflow.Context, node, status string) error {
 	e.state.Status = status
+	if e.in.Revision >= revisionNodeAtStart {
+		if cur, ok := workflow.GetTypedSearchAttributes(ctx).GetKeyword(AttrNode); ok && cur == node {
+			return nil
+		}
+	}
 	return workflow.UpsertTypedSearchAttributes(ctx, AttrNode.ValueSet(node))
 }
 
@@ -250,10 +258,12 @@ func (e *enrollment) handleControl(ctl Control) {
 // into the Deliver local activity. Runs started before it replay the gate
 // local activity and the SendStep activity (sendGated). Runs started with
 // a Revision skip the question: revisionDeliver, the first revision,
-// always delivers with Deliver.
+// always delivers with Deliver. revisionNodeAtStart: the run started with
+// StepcastNode set (StartSearchAttributes) and upserts only a change.
 const (
-	deliverChange   = "deliver-local-activity"
-	revisionDeliver = 1
+	deliverChange       = "deliver-local-activity"
+	revisionDeliver     = 1
+	revisionNodeAtStart = 2
 )
 
 // sendGiveUp bounds the tries of one step: LINE keeps a retry key for 24

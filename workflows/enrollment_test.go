@@ -506,6 +506,56 @@ func TestEnrollmentUpsertsNodeSearchAttribute(t *testing.T) {
 	f.env.AssertExpectations(t)
 }
 
+// upsertedNodes runs three_steps.yaml started with the search attributes
+// enroll gives it (StepcastNode at the entry wait) and lists the nodes the
+// run upserted StepcastNode to.
+func upsertedNodes(t *testing.T, revision int) []string {
+	f := newFixture(t, jst(2026, 1, 30, 15, 0))
+	f.revision = revision
+	doc := parseFile(t, "testdata/three_steps.yaml")
+	require.NoError(t, f.env.SetTypedSearchAttributesOnStart(workflows.StartSearchAttributes(f.channel.ID, f.sc.Key, f.friend.UserID, doc)))
+	var nodes []string
+	f.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		v, _ := args.Get(0).(temporal.SearchAttributes).GetKeyword(workflows.AttrNode)
+		nodes = append(nodes, v)
+	}).Return(nil)
+	st := f.run(doc)
+	require.Equal(t, workflows.StatusCompleted, st.Status)
+	require.Len(t, f.line.Delivered(), 3)
+	return nodes
+}
+
+// An enrollment started at its entry wait does not upsert StepcastNode to
+// the value it already holds: its first workflow task has no upsert. Runs
+// of revision 1 (started before) replay the upsert their histories hold.
+func TestEnrollmentStartedAtItsWaitUpsertsOnlyChanges(t *testing.T) {
+	require.Equal(t, []string{"day3", "later"}, upsertedNodes(t, workflows.Revision))
+	require.Equal(t, []string{"day1", "day3", "later"}, upsertedNodes(t, 1))
+}
+
+// StartSearchAttributes names the channel, scenario and friend, and the
+// entry node when the scenario begins by waiting (for a time or an event):
+// where the friend is before the first workflow task runs.
+func TestStartSearchAttributes(t *testing.T) {
+	for _, tc := range []struct {
+		doc, node string
+	}{
+		{"nodes: [{id: w, type: wait, next: m, wait: {after: 1h}}, {id: m, type: message, message: {messages: [{type: text, text: hi}]}}]", "w"},
+		{"nodes: [{id: e, type: wait_event, waitEvent: {event: {type: postback}, timeout: {after: 1h}, onEvent: m, onTimeout: m}}, {id: m, type: message, message: {messages: [{type: text, text: hi}]}}]", "e"},
+		{"nodes: [{id: m, type: message, message: {messages: [{type: text, text: hi}]}}]", ""},
+	} {
+		doc := parse(t, "name: x\nstart: {type: follow}\n"+tc.doc)
+		sa := workflows.StartSearchAttributes(7, "welcome", "Uabc", doc)
+		ch, _ := sa.GetKeyword(workflows.AttrChannel)
+		key, _ := sa.GetKeyword(workflows.AttrScenario)
+		user, _ := sa.GetKeyword(workflows.AttrFriend)
+		require.Equal(t, []string{"7", "welcome", "Uabc"}, []string{ch, key, user})
+		node, ok := sa.GetKeyword(workflows.AttrNode)
+		require.Equal(t, tc.node != "", ok, tc.doc)
+		require.Equal(t, tc.node, node)
+	}
+}
+
 // monthlyLimit is LINE's answer when the channel's monthly quota is used up.
 func monthlyLimit() error {
 	return &activities.LineError{Status: http.StatusTooManyRequests, Message: "You have reached your monthly limit."}

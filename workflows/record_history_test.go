@@ -15,7 +15,6 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/temporalproto"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/stepcast/stepcast/activities"
@@ -28,8 +27,9 @@ import (
 
 // recordedHistory is the newest history TestReplayRecordedHistories
 // replays (v1: before the Deliver local activity; v2: since; v3: a run
-// started with EnrollmentInput.Revision, without the GetVersion marker).
-const recordedHistory = "testdata/enrollment-v3.history.json"
+// started with EnrollmentInput.Revision, without the GetVersion marker; v4:
+// revision 2, started with StepcastNode at its entry wait).
+const recordedHistory = "testdata/enrollment-v4.history.json"
 
 // replayDoc covers every node type the replay test guards (wait, message,
 // branch on tags and an audience, wait_event satisfied by a signal, split,
@@ -103,11 +103,7 @@ func TestRecordEnrollmentHistory(t *testing.T) {
 	wid := workflows.EnrollmentWorkflowID(ch.ID, sc.Key, friend.UserID) + "/" + queue
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: wid, TaskQueue: queue,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.AttrChannel.ValueSet(fmt.Sprint(ch.ID)),
-			workflows.AttrScenario.ValueSet(sc.Key),
-			workflows.AttrFriend.ValueSet(friend.UserID),
-		),
+		TypedSearchAttributes: workflows.StartSearchAttributes(ch.ID, sc.Key, friend.UserID, doc),
 	}, workflows.EnrollmentWorkflow, workflows.EnrollmentInput{
 		ChannelID: ch.ID, ScenarioID: sc.ID, ScenarioKey: sc.Key, Version: 1,
 		FriendID: friend.ID, UserID: friend.UserID, Document: *doc, Revision: workflows.Revision,

@@ -305,7 +305,7 @@ func (r *results) ingestSection(p func(string, ...any)) {
 	}
 	p("The generator was at most %s late sending a request; the load average was %s when the load ended. While the load ran, %d of the %d follows were enrolled already; the rest waited in the inbox.", ms(l.MaxLag), ir.LoadAvg, ir.EnrolledAtLoadEnd, l.OK)
 	p("")
-	p("Backlog over time: pending rows in `webhook_events`, and the `stepcast_webhook_inbox_backlog` gauge that the API reports at `/metrics` (the dispatcher updates it at each batch of up to 500); enrollment rows; workflows *running*, that is whose first workflow task has run (it sets the `StepcastNode` search attribute; counted through Temporal's visibility); and the Temporal task queue's approximate backlog of workflow tasks and the age of the oldest (server statistics, refreshed every few seconds):")
+	p("Backlog over time: pending rows in `webhook_events`, and the `stepcast_webhook_inbox_backlog` gauge that the API reports at `/metrics` (the dispatcher updates it at each batch of up to 500); enrollment rows; workflows *running*, that is whose first workflow task has run (the growth of the worker's count of `Enrollment` workflow tasks, `temporal_workflow_task_execution_latency_seconds_count`: each new enrollment runs one task and sleeps); and the Temporal task queue's approximate backlog of workflow tasks and the age of the oldest (server statistics, refreshed every few seconds):")
 	p("")
 	p("| t | inbox pending | gauge | enrolled | running | task queue backlog (oldest) |")
 	p("|---|---|---|---|---|---|")

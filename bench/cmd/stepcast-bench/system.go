@@ -32,6 +32,7 @@ import (
 	"github.com/stepcast/stepcast/metrics"
 	"github.com/stepcast/stepcast/models"
 	"github.com/stepcast/stepcast/worker"
+	"github.com/stepcast/stepcast/workflows"
 )
 
 const (
@@ -60,6 +61,9 @@ type system struct {
 	baseQ    string
 	cancel   context.CancelFunc
 	done     chan struct{}
+
+	mu       sync.Mutex
+	taskBase map[uint]float64 // per channel: the worker's Enrollment tasks when it was made
 }
 
 type systemConfig struct {
@@ -77,7 +81,7 @@ func startSystem(ctx context.Context, cfg systemConfig, log *slog.Logger) (*syst
 	if err != nil {
 		return nil, err
 	}
-	s := &system{log: log, line: line, done: make(chan struct{}), ns: cfg.Namespace,
+	s := &system{log: log, taskBase: map[uint]float64{}, line: line, done: make(chan struct{}), ns: cfg.Namespace,
 		queue: "bench-" + randomHex(4), emptyQ: "bench-empty-" + randomHex(4), baseQ: "bench-baseline-" + randomHex(4)}
 	s.pushes = &pushCounter{h: line.Handler(), ok: map[string][]time.Time{}, failed: map[string]int{}}
 	s.lineSrv = httptest.NewServer(s.pushes)
@@ -192,11 +196,19 @@ func (s *system) admin(ctx context.Context, method, path string, body, out any) 
 
 // channel creates a channel whose pushes use its own access token, so the
 // fake LINE's counts tell the channels apart.
+// It notes the worker's count of workflow tasks, from which running counts.
 func (s *system) channel(ctx context.Context, name string) (uint, string, error) {
+	tasks, err := s.enrollmentTasks(ctx)
+	if err != nil {
+		return 0, "", fmt.Errorf("worker metrics: %w", err)
+	}
 	var ch struct{ ID uint }
 	token := stepcastPrefix + name
-	err := s.admin(ctx, "POST", "/api/v1/channels", map[string]any{"name": "Bench " + name,
+	err = s.admin(ctx, "POST", "/api/v1/channels", map[string]any{"name": "Bench " + name,
 		"lineChannelId": randomHex(5), "channelSecret": channelSecret, "accessToken": token}, &ch)
+	s.mu.Lock()
+	s.taskBase[ch.ID] = tasks
+	s.mu.Unlock()
 	return ch.ID, token, err
 }
 
@@ -334,10 +346,29 @@ func (s *system) taskBacklog(ctx context.Context, queue string) (int64, time.Dur
 	return st.GetApproximateBacklogCount(), st.GetApproximateBacklogAge().AsDuration(), nil
 }
 
-// running counts a channel's workflows that have run their first task:
-// that task sets the StepcastNode search attribute to the first wait
-// ("wait-1" in every scenario of this benchmark). The task queue is this
-// run's own, so earlier runs on the same server do not count.
+// running counts a channel's workflows that have run their first task. An
+// enrollment starts with StepcastNode already set, so visibility cannot
+// tell; the worker's SDK metrics can: each new enrollment of this
+// benchmark's scenarios runs one workflow task and sleeps until its first
+// step, and the phases run one after the other, so the growth of the
+// worker's count of Enrollment workflow tasks since the channel was made is
+// how many of its enrollments have run their first task.
 func (s *system) running(ctx context.Context, channel uint) (int64, error) {
-	return s.countWorkflows(ctx, fmt.Sprintf("TaskQueue = '%s' AND StepcastChannel = '%d' AND StepcastNode = 'wait-1'", s.queue, channel))
+	n, err := s.enrollmentTasks(ctx)
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	base := s.taskBase[channel]
+	s.mu.Unlock()
+	return int64(n - base), nil
+}
+
+// enrollmentTasks is how many Enrollment workflow tasks the worker has run.
+func (s *system) enrollmentTasks(ctx context.Context) (float64, error) {
+	m, err := scrapeByLabel(ctx, s.child.url+"/metrics", "temporal_workflow_task_execution_latency_seconds_count", "workflow_type")
+	if err != nil {
+		return 0, err
+	}
+	return m[workflows.EnrollmentWorkflow], nil
 }
