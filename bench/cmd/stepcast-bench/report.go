@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/stepcast/stepcast/worker"
 )
 
 type results struct {
@@ -158,7 +160,9 @@ func (r *results) markdown() string {
 	if r.CLIVersion != "" {
 		ver = r.CLIVersion + "; server reports " + r.ServerVersion
 	}
-	p("- Temporal: %s (%s); Go SDK v1.50; Stepcast's worker with `worker.Options()` (8 workflow-task pollers, 30 s sticky schedule-to-start), the references with the SDK's defaults", r.Server, ver)
+	wo := worker.Options()
+	p("- Temporal: %s (%s); Go SDK v1.50; Stepcast's worker with `worker.Options()` (%d workflow-task pollers, %s sticky schedule-to-start), the references with the SDK's defaults",
+		r.Server, ver, wo.MaxConcurrentWorkflowTaskPollers, wo.StickyScheduleToStartTimeout)
 	p("- Code: %s (the working tree, compiled into the benchmark)", r.Code)
 	p("- PostgreSQL %s on 127.0.0.1 (application database `%s`, created and dropped by the run)", r.PGVersion, r.Database)
 	if r.Opts.dbMaxOpen > 0 || r.Opts.dbMaxIdle > 0 || r.Opts.workerPollers > 0 {

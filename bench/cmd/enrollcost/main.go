@@ -1,0 +1,366 @@
+// Command enrollcost splits what one enrollment costs into its parts and
+// measures each alone, for the enrollment figure of BENCHMARKS.md (target
+// 2): where does a follow's time go, against the server's empty start?
+//
+//  1. Workflow starts, 3000 from 16 goroutines (as the inbox dispatcher's
+//     lanes): an empty workflow, and an Enrollment with its real input (the
+//     5-step welcome document) and search attributes; each with no worker,
+//     with a worker of the SDK's default options polling (as the
+//     benchmark's reference runs), and with Stepcast's worker polling.
+//  2. First workflow tasks: 2000 enrollments started with no worker, then
+//     Stepcast's worker drains that backlog.
+//  3. The application database per follow, without Temporal: the webhook's
+//     insert, the friend, the enrollment row, and the marks in batches of
+//     100 ms, from 16 goroutines.
+//
+// Each line gives the rate and the CPU per item of the Temporal server, of
+// PostgreSQL (both read from /proc by process name, so both must run on
+// this machine) and of this process (client, worker or ORM). Use a server
+// that nothing else uses: the starts stay behind on task queues of their
+// own, which nobody polls.
+//
+//	go run ./bench/cmd/enrollcost -temporal-address 127.0.0.1:7243
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/stepcast/stepcast/activities"
+	"github.com/stepcast/stepcast/models"
+	"github.com/stepcast/stepcast/scenario"
+	"github.com/stepcast/stepcast/worker"
+	"github.com/stepcast/stepcast/workflows"
+)
+
+func main() {
+	address := flag.String("temporal-address", "127.0.0.1:7243", "Temporal frontend")
+	pgURL := flag.String("postgres-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL, where a scratch database is made for part 3")
+	starts := flag.Int("starts", 3000, "workflow starts per line of part 1")
+	drainN := flag.Int("drain", 2000, "enrollments whose first tasks part 2 drains")
+	follows := flag.Int("follows", 5000, "follows of part 3")
+	flag.Parse()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	c, err := client.Dial(client.Options{HostPort: *address, Logger: sdklog.NewStructuredLogger(log), MetricsHandler: taskCounter{}})
+	if err != nil {
+		fatal(err)
+	}
+	if err := worker.RegisterSearchAttributes(ctx, c, "default"); err != nil {
+		fatal(err)
+	}
+	doc, err := welcome()
+	if err != nil {
+		fatal(err)
+	}
+	run := "enrollcost-" + randomHex(4)
+
+	fmt.Println("| measurement | items | per second | CPU ms per item: Temporal server | PostgreSQL | this process | total |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	stepcastWorker := worker.Options()
+	for _, w := range []struct {
+		name string
+		opts *sdkworker.Options
+	}{{"no worker", nil}, {"a worker with the SDK's default options polling", &sdkworker.Options{}}, {"Stepcast's worker polling", &stepcastWorker}} {
+		for _, kind := range []string{"empty", "Enrollment"} {
+			queue := fmt.Sprintf("%s-%s-%d", run, kind, time.Now().UnixNano())
+			stop := startWorker(c, queue, w.opts)
+			m := measure(func() int { return startMany(ctx, c, queue, kind, doc, *starts) })
+			stop()
+			m.print(fmt.Sprintf("start an %s workflow, %s", kind, w.name))
+		}
+	}
+
+	queue := fmt.Sprintf("%s-drain", run)
+	startMany(ctx, c, queue, "Enrollment", doc, *drainN)
+	m := measure(func() int {
+		from := tasksRun.Load()
+		stop := startWorker(c, queue, &stepcastWorker)
+		defer stop()
+		for tasksRun.Load()-from < int64(*drainN) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		return *drainN
+	})
+	m.print("first workflow task of a new Enrollment, Stepcast's worker draining a backlog")
+
+	if err := appDB(ctx, *pgURL, *follows, log); err != nil {
+		fatal(err)
+	}
+}
+
+// welcome is the benchmark's 5-step welcome series (days 1, 3, 5, 7, 14).
+func welcome() (*scenario.Document, error) {
+	var nodes []any
+	days := []int{1, 3, 5, 7, 14}
+	for i, d := range days {
+		wait := map[string]any{"id": fmt.Sprintf("wait-%d", i+1), "type": "wait", "wait": map[string]any{"days": d, "at": "10:00"}, "next": fmt.Sprintf("step-%d", i+1)}
+		msg := map[string]any{"id": fmt.Sprintf("step-%d", i+1), "type": "message",
+			"message": map[string]any{"messages": []any{map[string]any{"type": "text", "text": fmt.Sprintf("Welcome series: step %d", i+1)}}}}
+		if i+1 < len(days) {
+			msg["next"] = fmt.Sprintf("wait-%d", i+2)
+		}
+		nodes = append(nodes, wait, msg)
+	}
+	b, err := json.Marshal(map[string]any{"name": "Welcome series", "start": map[string]any{"type": "follow"}, "nodes": nodes})
+	if err != nil {
+		return nil, err
+	}
+	return scenario.Parse(b)
+}
+
+// startWorker runs Stepcast's workflows and an empty one on queue; opts nil
+// runs none.
+func startWorker(c client.Client, queue string, opts *sdkworker.Options) func() {
+	if opts == nil {
+		return func() {}
+	}
+	w := worker.New(c, queue, &activities.Activities{}, *opts)
+	w.RegisterWorkflowWithOptions(func(workflow.Context) error { return nil }, workflow.RegisterOptions{Name: "EmptyWorkflow"})
+	if err := w.Start(); err != nil {
+		fatal(err)
+	}
+	return w.Stop
+}
+
+// startMany starts n workflows of a kind on queue from 16 goroutines, as
+// enroll starts an enrollment, and returns how many the server accepted.
+func startMany(ctx context.Context, c client.Client, queue, kind string, doc *scenario.Document, n int) int {
+	var next, ok atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+				user := fmt.Sprintf("U%s%024d", randomHex(4), i)
+				opts := client.StartWorkflowOptions{ID: queue + "/" + user, TaskQueue: queue}
+				var err error
+				if kind == "empty" {
+					_, err = c.ExecuteWorkflow(ctx, opts, "EmptyWorkflow")
+				} else {
+					opts.WorkflowIDConflictPolicy = enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
+					opts.WorkflowIDReusePolicy = enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
+					opts.TypedSearchAttributes = workflows.StartSearchAttributes(1, "welcome", user, doc)
+					_, err = c.ExecuteWorkflow(ctx, opts, workflows.EnrollmentWorkflow, workflows.EnrollmentInput{
+						ChannelID: 1, ScenarioID: 1, ScenarioKey: "welcome", Version: 1, FriendID: uint(i + 1), UserID: user,
+						Document: *doc, EnrolledAt: time.Now(), Revision: workflows.Revision,
+					})
+				}
+				if err == nil {
+					ok.Add(1)
+				} else if ok.Load() == 0 {
+					fmt.Fprintln(os.Stderr, "start:", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return int(ok.Load())
+}
+
+// appDB measures the application database's part of a follow, in a
+// scratch database that it drops at the end.
+func appDB(ctx context.Context, adminURL string, n int, log *slog.Logger) error {
+	admin, err := models.Open(adminURL, "", log)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	name := "enrollcost_" + randomHex(6)
+	if err := admin.DB.WithContext(ctx).Exec("CREATE DATABASE " + name).Error; err != nil {
+		return err
+	}
+	defer admin.DB.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+	i := strings.LastIndex(adminURL, "/")
+	j := strings.IndexByte(adminURL[i:], '?')
+	url := adminURL[:i+1] + name
+	if j >= 0 {
+		url += adminURL[i+j:]
+	}
+	st, err := models.Open(url, "", log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		return err
+	}
+	ch := &models.Channel{Name: "enrollcost", LineChannelID: randomHex(5), Secret: "secret", AccessToken: "token", TimeZone: "Asia/Tokyo"}
+	if err := st.CreateChannel(ctx, ch); err != nil {
+		return err
+	}
+	var failed atomic.Value
+	m := measure(func() int {
+		var mu sync.Mutex
+		var applied []uint
+		flush := func() {
+			mu.Lock()
+			ids := applied
+			applied = nil
+			mu.Unlock()
+			if len(ids) > 0 {
+				if err := st.MarkWebhookEventsProcessed(ctx, ids, time.Now()); err != nil {
+					failed.CompareAndSwap(nil, err)
+				}
+			}
+		}
+		done := make(chan struct{})
+		var marker sync.WaitGroup
+		marker.Go(func() {
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-done:
+					flush()
+					return
+				case <-tick.C:
+					flush()
+				}
+			}
+		})
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+					user := fmt.Sprintf("U%s%024d", randomHex(4), i)
+					now := time.Now()
+					payload := fmt.Sprintf(`{"type":"follow","mode":"active","timestamp":%d,"source":{"type":"user","userId":%q},"webhookEventId":"%s","deliveryContext":{"isRedelivery":false},"replyToken":"%s","follow":{"isUnblocked":false}}`,
+						now.UnixMilli(), user, randomHex(13), randomHex(16))
+					evs := []models.WebhookEvent{{ChannelID: ch.ID, WebhookEventID: randomHex(13), Type: "follow", UserID: user, Timestamp: now, Payload: payload, ReceivedAt: now}}
+					if _, err := st.InsertWebhookEvents(ctx, evs); err != nil {
+						failed.CompareAndSwap(nil, err)
+						return
+					}
+					c, err := st.ApplyStatus(ctx, ch.ID, user, now, models.FriendFollowing)
+					if err != nil {
+						failed.CompareAndSwap(nil, err)
+						return
+					}
+					err = st.RecordEnrollment(ctx, &models.Enrollment{ChannelID: ch.ID, ScenarioID: 1, ScenarioVersion: 1, FriendID: c.Friend.ID,
+						WorkflowID: workflows.EnrollmentWorkflowID(ch.ID, "welcome", user), RunID: randomHex(16), StartedAt: now})
+					if err != nil {
+						failed.CompareAndSwap(nil, err)
+						return
+					}
+					mu.Lock()
+					applied = append(applied, evs[0].ID)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		close(done)
+		marker.Wait()
+		return n
+	})
+	if err, ok := failed.Load().(error); ok {
+		return err
+	}
+	m.print("application database per follow: webhook insert, friend, enrollment row, batched mark (no Temporal)")
+	return nil
+}
+
+// measurement is the rate and CPU of one part.
+type measurement struct {
+	n                        int
+	elapsed                  time.Duration
+	server, postgres, client float64 // CPU seconds
+}
+
+func measure(f func() int) measurement {
+	s0, p0, c0 := cpu("temporal-server"), cpu("postgres"), cpu(filepath.Base(os.Args[0]))
+	start := time.Now()
+	n := f()
+	m := measurement{n: n, elapsed: time.Since(start)}
+	m.server, m.postgres, m.client = cpu("temporal-server")-s0, cpu("postgres")-p0, cpu(filepath.Base(os.Args[0]))-c0
+	return m
+}
+
+func (m measurement) print(what string) {
+	per := func(s float64) float64 { return s * 1000 / float64(max(m.n, 1)) }
+	fmt.Printf("| %s | %d | %.1f | %.2f | %.2f | %.2f | %.2f |\n", what, m.n, float64(m.n)/m.elapsed.Seconds(),
+		per(m.server), per(m.postgres), per(m.client), per(m.server+m.postgres+m.client))
+}
+
+// cpu is the CPU seconds used so far by the processes whose name starts
+// with prefix (the kernel keeps 15 characters of it).
+func cpu(prefix string) float64 {
+	if len(prefix) > 15 {
+		prefix = prefix[:15]
+	}
+	var total float64
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if i < 0 || j < i || !strings.HasPrefix(s[i+1:j], prefix) {
+			continue
+		}
+		f := strings.Fields(s[j+2:])
+		if len(f) < 13 {
+			continue
+		}
+		user, _ := strconv.ParseFloat(f[11], 64)
+		sys, _ := strconv.ParseFloat(f[12], 64)
+		total += (user + sys) / 100 // clock ticks; 100 a second on Linux
+	}
+	return total
+}
+
+// tasksRun counts the workflow tasks this process's workers have run.
+var tasksRun atomic.Int64
+
+// taskCounter is a metrics handler that counts workflow tasks (the SDK
+// times each) and drops the rest.
+type taskCounter struct{ client.MetricsHandler }
+
+func (taskCounter) WithTags(map[string]string) client.MetricsHandler { return taskCounter{} }
+func (taskCounter) Counter(string) client.MetricsCounter             { return client.MetricsNopHandler.Counter("") }
+func (taskCounter) Gauge(string) client.MetricsGauge                 { return client.MetricsNopHandler.Gauge("") }
+func (taskCounter) Timer(name string) client.MetricsTimer {
+	if name == "temporal_workflow_task_execution_latency" {
+		return taskTimer{}
+	}
+	return client.MetricsNopHandler.Timer("")
+}
+
+type taskTimer struct{}
+
+func (taskTimer) Record(time.Duration) { tasksRun.Add(1) }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "enrollcost:", err)
+	os.Exit(1)
+}
