@@ -42,7 +42,10 @@ type childConfig struct {
 	DBMaxIdle   int
 	// WorkerPollers, when set, replaces worker.Options' number of
 	// workflow and activity task pollers of Stepcast's worker.
-	WorkerPollers   int
+	WorkerPollers int
+	// WorkerCache, when set, replaces the SDK's sticky cache size (10,000
+	// workflows) in the worker process.
+	WorkerCache     int
 	TemporalAddress string
 	Namespace       string
 	TaskQueue       string
@@ -106,6 +109,9 @@ func runChild() error {
 		LINE:     &activities.LineClient{Endpoint: cfg.LineURL, HTTP: &http.Client{Timeout: 20 * time.Second}},
 		Links:    &links.Rewriter{Signer: &links.Signer{Secret: []byte(cfg.LinkSecret)}, BaseURL: cfg.PublicURL},
 		Enroller: svc}
+	if cfg.WorkerCache > 0 {
+		sdkworker.SetStickyWorkflowCacheSize(cfg.WorkerCache)
+	}
 	wopts := worker.Options()
 	if cfg.WorkerPollers > 0 {
 		wopts.MaxConcurrentWorkflowTaskPollers = cfg.WorkerPollers

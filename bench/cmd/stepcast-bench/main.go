@@ -50,6 +50,7 @@ type options struct {
 	dbMaxOpen       int
 	dbMaxIdle       int
 	workerPollers   int
+	workerCache     int
 
 	rate        float64
 	duration    time.Duration
@@ -86,6 +87,7 @@ func main() {
 	flag.StringVar(&o.postgresURL, "postgres-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL server on which a fresh database is created and dropped")
 	flag.IntVar(&o.dbMaxOpen, "db-max-open", 0, "experiment: open database connections each Stepcast process may have (0: as models.Open sets it, as in production)")
 	flag.IntVar(&o.dbMaxIdle, "db-max-idle", 0, "experiment: idle database connections each Stepcast process keeps (0: as models.Open sets it, as in production)")
+	flag.IntVar(&o.workerCache, "worker-cache", 0, "experiment: workflows the worker keeps in its sticky cache (0: the SDK's 10,000, as in production)")
 	flag.IntVar(&o.workerPollers, "worker-pollers", 0, "experiment: workflow and activity task pollers of Stepcast's worker (0: as worker.Options sets them, as in production)")
 	flag.Float64Var(&o.rate, "rate", 500, "webhook requests per second (open loop)")
 	flag.DurationVar(&o.duration, "duration", 60*time.Second, "how long the webhook load runs")
@@ -178,7 +180,7 @@ func run(ctx context.Context, o options) error {
 	_ = db.admin.DB.Raw("SHOW server_version").Scan(&b.res.PGVersion).Error
 
 	progress("starting Stepcast: API and inbox dispatcher here, worker in a child process")
-	sys, err := startSystem(ctx, systemConfig{DatabaseURL: db.url, DBMaxOpen: o.dbMaxOpen, DBMaxIdle: o.dbMaxIdle, WorkerPollers: o.workerPollers, TemporalAddress: addr,
+	sys, err := startSystem(ctx, systemConfig{DatabaseURL: db.url, DBMaxOpen: o.dbMaxOpen, DBMaxIdle: o.dbMaxIdle, WorkerPollers: o.workerPollers, WorkerCache: o.workerCache, TemporalAddress: addr,
 		Namespace: o.namespace, WorkerLog: filepath.Join(tmp, "worker.log")}, log)
 	if err != nil {
 		return err

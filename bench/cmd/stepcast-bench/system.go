@@ -71,6 +71,7 @@ type systemConfig struct {
 	DBMaxOpen       int
 	DBMaxIdle       int
 	WorkerPollers   int
+	WorkerCache     int
 	TemporalAddress string
 	Namespace       string
 	WorkerLog       string
@@ -127,7 +128,7 @@ func startSystem(ctx context.Context, cfg systemConfig, log *slog.Logger) (*syst
 	s.cancel = cancel
 	go func() { defer close(s.done); _ = disp.Run(dctx) }()
 
-	s.child, err = startChild(childConfig{DatabaseURL: cfg.DatabaseURL, DBMaxOpen: cfg.DBMaxOpen, DBMaxIdle: cfg.DBMaxIdle, WorkerPollers: cfg.WorkerPollers,
+	s.child, err = startChild(childConfig{DatabaseURL: cfg.DatabaseURL, DBMaxOpen: cfg.DBMaxOpen, DBMaxIdle: cfg.DBMaxIdle, WorkerPollers: cfg.WorkerPollers, WorkerCache: cfg.WorkerCache,
 		TemporalAddress: cfg.TemporalAddress, Namespace: cfg.Namespace, TaskQueue: s.queue,
 		EmptyQueue: s.emptyQ, BaselineQueue: s.baseQ, LineURL: s.lineSrv.URL, BaselineToken: baselineToken,
 		PublicURL: s.apiURL, LinkSecret: linkSecret, LogFile: cfg.WorkerLog})
