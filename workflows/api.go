@@ -40,10 +40,11 @@ var SearchAttributes = []temporal.SearchAttributeKeyKeyword{AttrChannel, AttrSce
 
 // StartSearchAttributes are the search attributes an enrollment starts
 // with: channel, scenario and friend, and, when the scenario begins with a
-// wait, StepcastNode set to that wait. The friend is there from the start,
-// so the run's first workflow task has nothing to upsert: for every
-// enrollment that saves a history event and a visibility write, in the
-// task that competes with the follow burst's starts (markWaiting).
+// wait, StepcastNode set to that wait. The Web UI finds the friend there as
+// soon as Temporal accepted the start, even while a burst keeps the worker
+// minutes behind, and the run's first workflow task has nothing to upsert
+// (markWaiting): a history event and a visibility write fewer per
+// enrollment.
 func StartSearchAttributes(channelID uint, scenarioKey, userID string, doc *scenario.Document) temporal.SearchAttributes {
 	updates := []temporal.SearchAttributeUpdate{
 		AttrChannel.ValueSet(fmt.Sprint(channelID)),
