@@ -24,16 +24,11 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +40,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/stepcast/stepcast/activities"
+	"github.com/stepcast/stepcast/bench/internal/benchkit"
 	"github.com/stepcast/stepcast/models"
 	"github.com/stepcast/stepcast/scenario"
 	"github.com/stepcast/stepcast/worker"
@@ -71,7 +67,7 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	run := "enrollcost-" + randomHex(4)
+	run := "enrollcost-" + benchkit.RandomHex(4)
 
 	fmt.Println("| measurement | items | per second | CPU ms per item: Temporal server | PostgreSQL | this process | total |")
 	fmt.Println("|---|---|---|---|---|---|---|")
@@ -107,20 +103,9 @@ func main() {
 	}
 }
 
-// welcome is the benchmark's 5-step welcome series (days 1, 3, 5, 7, 14).
+// welcome is the benchmark's 5-step welcome series, parsed.
 func welcome() (*scenario.Document, error) {
-	var nodes []any
-	days := []int{1, 3, 5, 7, 14}
-	for i, d := range days {
-		wait := map[string]any{"id": fmt.Sprintf("wait-%d", i+1), "type": "wait", "wait": map[string]any{"days": d, "at": "10:00"}, "next": fmt.Sprintf("step-%d", i+1)}
-		msg := map[string]any{"id": fmt.Sprintf("step-%d", i+1), "type": "message",
-			"message": map[string]any{"messages": []any{map[string]any{"type": "text", "text": fmt.Sprintf("Welcome series: step %d", i+1)}}}}
-		if i+1 < len(days) {
-			msg["next"] = fmt.Sprintf("wait-%d", i+2)
-		}
-		nodes = append(nodes, wait, msg)
-	}
-	b, err := json.Marshal(map[string]any{"name": "Welcome series", "start": map[string]any{"type": "follow"}, "nodes": nodes})
+	b, err := json.Marshal(benchkit.WelcomeSeries())
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +134,7 @@ func startMany(ctx context.Context, c client.Client, queue, kind string, doc *sc
 	for range 16 {
 		wg.Go(func() {
 			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
-				user := fmt.Sprintf("U%s%024d", randomHex(4), i)
+				user := fmt.Sprintf("U%s%024d", benchkit.RandomHex(4), i)
 				opts := client.StartWorkflowOptions{ID: queue + "/" + user, TaskQueue: queue}
 				var err error
 				if kind == "empty" {
@@ -178,31 +163,17 @@ func startMany(ctx context.Context, c client.Client, queue, kind string, doc *sc
 // appDB measures the application database's part of a follow, in a
 // scratch database that it drops at the end.
 func appDB(ctx context.Context, adminURL string, n int, log *slog.Logger) error {
-	admin, err := models.Open(adminURL, "", log)
+	db, err := benchkit.CreateDatabase(ctx, adminURL, "enrollcost_", log)
 	if err != nil {
 		return err
 	}
-	defer admin.Close()
-	name := "enrollcost_" + randomHex(6)
-	if err := admin.DB.WithContext(ctx).Exec("CREATE DATABASE " + name).Error; err != nil {
-		return err
-	}
-	defer admin.DB.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
-	i := strings.LastIndex(adminURL, "/")
-	j := strings.IndexByte(adminURL[i:], '?')
-	url := adminURL[:i+1] + name
-	if j >= 0 {
-		url += adminURL[i+j:]
-	}
-	st, err := models.Open(url, "", log)
+	defer db.Drop()
+	st, err := models.Open(db.URL, "", log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		return err
-	}
-	ch := &models.Channel{Name: "enrollcost", LineChannelID: randomHex(5), Secret: "secret", AccessToken: "token", TimeZone: "Asia/Tokyo"}
+	ch := &models.Channel{Name: "enrollcost", LineChannelID: benchkit.RandomHex(5), Secret: "secret", AccessToken: "token", TimeZone: "Asia/Tokyo"}
 	if err := st.CreateChannel(ctx, ch); err != nil {
 		return err
 	}
@@ -241,11 +212,11 @@ func appDB(ctx context.Context, adminURL string, n int, log *slog.Logger) error 
 		for range 16 {
 			wg.Go(func() {
 				for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
-					user := fmt.Sprintf("U%s%024d", randomHex(4), i)
+					user := fmt.Sprintf("U%s%024d", benchkit.RandomHex(4), i)
 					now := time.Now()
 					payload := fmt.Sprintf(`{"type":"follow","mode":"active","timestamp":%d,"source":{"type":"user","userId":%q},"webhookEventId":"%s","deliveryContext":{"isRedelivery":false},"replyToken":"%s","follow":{"isUnblocked":false}}`,
-						now.UnixMilli(), user, randomHex(13), randomHex(16))
-					evs := []models.WebhookEvent{{ChannelID: ch.ID, WebhookEventID: randomHex(13), Type: "follow", UserID: user, Timestamp: now, Payload: payload, ReceivedAt: now}}
+						now.UnixMilli(), user, benchkit.RandomHex(13), benchkit.RandomHex(16))
+					evs := []models.WebhookEvent{{ChannelID: ch.ID, WebhookEventID: benchkit.RandomHex(13), Type: "follow", UserID: user, Timestamp: now, Payload: payload, ReceivedAt: now}}
 					if _, err := st.InsertWebhookEvents(ctx, evs); err != nil {
 						failed.CompareAndSwap(nil, err)
 						return
@@ -256,7 +227,7 @@ func appDB(ctx context.Context, adminURL string, n int, log *slog.Logger) error 
 						return
 					}
 					err = st.RecordEnrollment(ctx, &models.Enrollment{ChannelID: ch.ID, ScenarioID: 1, ScenarioVersion: 1, FriendID: c.Friend.ID,
-						WorkflowID: workflows.EnrollmentWorkflowID(ch.ID, "welcome", user), RunID: randomHex(16), StartedAt: now})
+						WorkflowID: workflows.EnrollmentWorkflowID(ch.ID, "welcome", user), RunID: benchkit.RandomHex(16), StartedAt: now})
 					if err != nil {
 						failed.CompareAndSwap(nil, err)
 						return
@@ -287,11 +258,11 @@ type measurement struct {
 }
 
 func measure(f func() int) measurement {
-	s0, p0, c0 := cpu("temporal-server"), cpu("postgres"), cpu(filepath.Base(os.Args[0]))
+	s0, p0, c0 := benchkit.CPUByName("temporal-server"), benchkit.CPUByName("postgres"), ownCPU()
 	start := time.Now()
 	n := f()
 	m := measurement{n: n, elapsed: time.Since(start)}
-	m.server, m.postgres, m.client = cpu("temporal-server")-s0, cpu("postgres")-p0, cpu(filepath.Base(os.Args[0]))-c0
+	m.server, m.postgres, m.client = benchkit.CPUByName("temporal-server")-s0, benchkit.CPUByName("postgres")-p0, ownCPU()-c0
 	return m
 }
 
@@ -301,36 +272,10 @@ func (m measurement) print(what string) {
 		per(m.server), per(m.postgres), per(m.client), per(m.server+m.postgres+m.client))
 }
 
-// cpu is the CPU seconds used so far by the processes whose name starts
-// with prefix (the kernel keeps 15 characters of it).
-func cpu(prefix string) float64 {
-	if len(prefix) > 15 {
-		prefix = prefix[:15]
-	}
-	var total float64
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if i < 0 || j < i || !strings.HasPrefix(s[i+1:j], prefix) {
-			continue
-		}
-		f := strings.Fields(s[j+2:])
-		if len(f) < 13 {
-			continue
-		}
-		user, _ := strconv.ParseFloat(f[11], 64)
-		sys, _ := strconv.ParseFloat(f[12], 64)
-		total += (user + sys) / 100 // clock ticks; 100 a second on Linux
-	}
-	return total
+// ownCPU is the CPU seconds this process has used.
+func ownCPU() float64 {
+	secs, _, _ := benchkit.ProcessCPU(os.Getpid())
+	return secs
 }
 
 // tasksRun counts the workflow tasks this process's workers have run.
@@ -353,12 +298,6 @@ func (taskCounter) Timer(name string) client.MetricsTimer {
 type taskTimer struct{}
 
 func (taskTimer) Record(time.Duration) { tasksRun.Add(1) }
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
 
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "enrollcost:", err)

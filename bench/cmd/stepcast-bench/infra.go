@@ -7,14 +7,11 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -24,7 +21,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
 
-	"github.com/stepcast/stepcast/models"
+	"github.com/stepcast/stepcast/bench/internal/benchkit"
 )
 
 // devServer is a `temporal server start-dev` process that this run started.
@@ -105,66 +102,8 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// benchDatabase is a database created for this run on the PostgreSQL server.
-type benchDatabase struct {
-	admin *models.Store
-	name  string
-	url   string
-}
-
-// createDatabase creates and migrates a fresh database on the server that
-// adminURL points to.
-func createDatabase(ctx context.Context, adminURL string, log *slog.Logger) (*benchDatabase, error) {
-	admin, err := models.Open(adminURL, "", log)
-	if err == nil {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = admin.Ping(pctx)
-		cancel()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("PostgreSQL is required at %s (-postgres-url): %v", adminURL, err)
-	}
-	name := "stepcast_bench_" + randomHex(6)
-	if err := admin.DB.WithContext(ctx).Exec("CREATE DATABASE " + name).Error; err != nil {
-		_ = admin.Close()
-		return nil, fmt.Errorf("create database: %w", err)
-	}
-	u, err := url.Parse(adminURL)
-	if err != nil {
-		_ = admin.Close()
-		return nil, err
-	}
-	u.Path = "/" + name
-	d := &benchDatabase{admin: admin, name: name, url: u.String()}
-	store, err := models.Open(d.url, "", log)
-	if err != nil {
-		d.drop()
-		return nil, err
-	}
-	defer store.Close()
-	if err := store.Migrate(ctx); err != nil {
-		d.drop()
-		return nil, err
-	}
-	return d, nil
-}
-
-func (d *benchDatabase) drop() {
-	if d == nil {
-		return
-	}
-	_ = d.admin.DB.Exec("DROP DATABASE IF EXISTS " + d.name + " WITH (FORCE)").Error
-	_ = d.admin.Close()
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // userID returns a random LINE-shaped user ID.
-func userID() string { return "U" + randomHex(16) }
+func userID() string { return "U" + benchkit.RandomHex(16) }
 
 // scrapeMetrics reads a Prometheus text page and sums each metric name's
 // samples (over all labels) whose name is in names; with names empty, all.

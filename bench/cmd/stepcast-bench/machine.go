@@ -4,6 +4,7 @@ package main
 // phase: by this run's processes and by everything else on the machine.
 
 import (
+	"github.com/stepcast/stepcast/bench/internal/benchkit"
 	"os"
 	"runtime"
 	"strconv"
@@ -59,7 +60,7 @@ func loadAvg() string {
 type cpuSnap struct {
 	at         time.Time
 	busy, all  float64 // jiffies, all CPUs
-	ours       float64 // jiffies of the watched processes
+	ours       float64 // CPU seconds of the watched processes
 	watchedPID []int
 }
 
@@ -77,20 +78,8 @@ func takeCPU(pids []int) cpuSnap {
 		}
 	}
 	for _, pid := range pids {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil {
-			continue
-		}
-		// Fields after the parenthesised command: utime and stime are the
-		// 14th and 15th of the whole line.
-		str := string(b)
-		if i := strings.LastIndexByte(str, ')'); i >= 0 {
-			f := strings.Fields(str[i+1:])
-			if len(f) > 13 {
-				u, _ := strconv.ParseFloat(f[11], 64)
-				st, _ := strconv.ParseFloat(f[12], 64)
-				s.ours += u + st
-			}
+		if secs, _, ok := benchkit.ProcessCPU(pid); ok {
+			s.ours += secs
 		}
 	}
 	return s
@@ -110,6 +99,6 @@ func cpuBetween(a, b cpuSnap) cpuUse {
 	cpus := float64(runtime.NumCPU())
 	total := (b.busy - a.busy) / (b.all - a.all) * cpus
 	secs := b.at.Sub(a.at).Seconds()
-	ours := (b.ours - a.ours) / 100 / secs // USER_HZ is 100 on Linux
+	ours := (b.ours - a.ours) / secs
 	return cpuUse{Total: total, Ours: ours, Others: max(total-ours, 0)}
 }

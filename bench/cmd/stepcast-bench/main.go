@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/stepcast/stepcast/bench/internal/benchkit"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 )
@@ -133,7 +134,7 @@ func progress(format string, args ...any) {
 }
 
 func run(ctx context.Context, o options) error {
-	b := &bench{o: o, runID: randomHex(3), pids: []int{os.Getpid()}}
+	b := &bench{o: o, runID: benchkit.RandomHex(3), pids: []int{os.Getpid()}}
 	b.res = &results{Cmdline: commandLine(), Started: time.Now(), Machine: readMachine(), LoadStart: loadAvg(), Opts: o, Code: codeVersion()}
 	tmp, err := os.MkdirTemp("", "stepcast-bench-")
 	if err != nil {
@@ -169,18 +170,18 @@ func run(ctx context.Context, o options) error {
 		b.res.Server = "external Temporal server at " + addr
 	}
 	progress("creating a PostgreSQL database")
-	db, err := createDatabase(ctx, o.postgresURL, log)
+	db, err := benchkit.CreateDatabase(ctx, o.postgresURL, "stepcast_bench_", log)
 	if err != nil {
 		return err
 	}
 	if !o.keepDB {
-		defer db.drop()
+		defer db.Drop()
 	}
-	b.res.Database = db.name
-	_ = db.admin.DB.Raw("SHOW server_version").Scan(&b.res.PGVersion).Error
+	b.res.Database = db.Name
+	_ = db.Admin.DB.Raw("SHOW server_version").Scan(&b.res.PGVersion).Error
 
 	progress("starting Stepcast: API and inbox dispatcher here, worker in a child process")
-	sys, err := startSystem(ctx, systemConfig{DatabaseURL: db.url, DBMaxOpen: o.dbMaxOpen, DBMaxIdle: o.dbMaxIdle, WorkerPollers: o.workerPollers, WorkerCache: o.workerCache, TemporalAddress: addr,
+	sys, err := startSystem(ctx, systemConfig{DatabaseURL: db.URL, DBMaxOpen: o.dbMaxOpen, DBMaxIdle: o.dbMaxIdle, WorkerPollers: o.workerPollers, WorkerCache: o.workerCache, TemporalAddress: addr,
 		Namespace: o.namespace, WorkerLog: filepath.Join(tmp, "worker.log")}, log)
 	if err != nil {
 		return err
@@ -359,21 +360,6 @@ func (b *bench) emptyStarts(ctx context.Context, tag string, n int) (*emptyResul
 		time.Sleep(500 * time.Millisecond)
 	}
 	return r, ctx.Err()
-}
-
-// stepsDoc is a scenario of message steps, each after the given wait.
-func stepsDoc(name string, waits []map[string]any) map[string]any {
-	var nodes []any
-	for i, w := range waits {
-		wait := map[string]any{"id": fmt.Sprintf("wait-%d", i+1), "type": "wait", "wait": w, "next": fmt.Sprintf("step-%d", i+1)}
-		msg := map[string]any{"id": fmt.Sprintf("step-%d", i+1), "type": "message",
-			"message": map[string]any{"messages": []any{map[string]any{"type": "text", "text": fmt.Sprintf("%s: step %d", name, i+1)}}}}
-		if i+1 < len(waits) {
-			msg["next"] = fmt.Sprintf("wait-%d", i+2)
-		}
-		nodes = append(nodes, wait, msg)
-	}
-	return map[string]any{"name": name, "timezone": "UTC", "start": map[string]any{"type": "follow"}, "nodes": nodes}
 }
 
 // waitUntil polls ok every interval until it holds, ctx ends or timeout.

@@ -11,20 +11,11 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/stepcast/stepcast/bench/internal/benchkit"
 	"github.com/stepcast/stepcast/models"
 )
 
 // ---- 1, 2 and 4 (memory, database): webhook ingest and enrollment ----
-
-// sleepersDoc is a realistic five-step welcome series: days 1, 3, 5, 7
-// and 14 at 10:00. Its enrollments sleep for the whole run.
-func sleepersDoc() map[string]any {
-	var waits []map[string]any
-	for _, d := range []int{1, 3, 5, 7, 14} {
-		waits = append(waits, map[string]any{"days": d, "at": "10:00"})
-	}
-	return stepsDoc("Welcome series", waits)
-}
 
 func (b *bench) ingest(ctx context.Context) error {
 	o, sys := b.o, b.sys
@@ -43,7 +34,7 @@ func (b *bench) ingest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	scID, err := sys.publish(ctx, ch, "welcome", sleepersDoc())
+	scID, err := sys.publish(ctx, ch, "welcome", benchkit.WelcomeSeries())
 	if err != nil {
 		return err
 	}
@@ -311,7 +302,7 @@ func (b *bench) footprint(ctx context.Context) error {
 			waits[i]["from"] = "previous"
 		}
 	}
-	scID, err := sys.publish(ctx, ch, "five-steps", stepsDoc("Five steps", waits))
+	scID, err := sys.publish(ctx, ch, "five-steps", benchkit.StepsDoc("Five steps", waits))
 	if err != nil {
 		return err
 	}
@@ -382,7 +373,7 @@ func (b *bench) delivery(ctx context.Context) error {
 	for range S - 1 {
 		waits = append(waits, map[string]any{"after": "1s", "from": "previous"})
 	}
-	scID, err := sys.publish(ctx, ch, "due-at-once", stepsDoc("Due at once", waits))
+	scID, err := sys.publish(ctx, ch, "due-at-once", benchkit.StepsDoc("Due at once", waits))
 	if err != nil {
 		return err
 	}

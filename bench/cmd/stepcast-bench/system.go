@@ -25,6 +25,7 @@ import (
 
 	"github.com/stepcast/stepcast/activities"
 	"github.com/stepcast/stepcast/apiserver"
+	"github.com/stepcast/stepcast/bench/internal/benchkit"
 	"github.com/stepcast/stepcast/enroll"
 	"github.com/stepcast/stepcast/fakeline"
 	"github.com/stepcast/stepcast/inbox"
@@ -83,7 +84,7 @@ func startSystem(ctx context.Context, cfg systemConfig, log *slog.Logger) (*syst
 		return nil, err
 	}
 	s := &system{log: log, taskBase: map[uint]float64{}, line: line, done: make(chan struct{}), ns: cfg.Namespace,
-		queue: "bench-" + randomHex(4), emptyQ: "bench-empty-" + randomHex(4), baseQ: "bench-baseline-" + randomHex(4)}
+		queue: "bench-" + benchkit.RandomHex(4), emptyQ: "bench-empty-" + benchkit.RandomHex(4), baseQ: "bench-baseline-" + benchkit.RandomHex(4)}
 	s.pushes = &pushCounter{h: line.Handler(), ok: map[string][]time.Time{}, failed: map[string]int{}}
 	s.lineSrv = httptest.NewServer(s.pushes)
 
@@ -206,7 +207,7 @@ func (s *system) channel(ctx context.Context, name string) (uint, string, error)
 	var ch struct{ ID uint }
 	token := stepcastPrefix + name
 	err = s.admin(ctx, "POST", "/api/v1/channels", map[string]any{"name": "Bench " + name,
-		"lineChannelId": randomHex(5), "channelSecret": channelSecret, "accessToken": token}, &ch)
+		"lineChannelId": benchkit.RandomHex(5), "channelSecret": channelSecret, "accessToken": token}, &ch)
 	s.mu.Lock()
 	s.taskBase[ch.ID] = tasks
 	s.mu.Unlock()
