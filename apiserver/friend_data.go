@@ -200,6 +200,9 @@ func (s *Server) enrollFriend(c *gin.Context) {
 
 // EventRequest is something a friend did, reported through the admin API.
 type EventRequest struct {
+	// ID is the reporter's own ID of the event, optional: an event sent
+	// again with the same ID (a retry after a timeout) is recorded once.
+	ID     string            `json:"id"`
 	UserID string            `json:"userId"`
 	Type   string            `json:"type"`
 	Name   string            `json:"name"`
@@ -221,6 +224,10 @@ func (s *Server) recordEvent(c *gin.Context) {
 	}
 	if !slices.Contains(scenario.EventTypes, req.Type) || req.Type == scenario.EventDelivered {
 		s.fail(c, stepcast.Errorf(stepcast.EINVALID, "type %q is not an event type one can report (one of: %v)", req.Type, reportable()))
+		return
+	}
+	if ps := checkEventID(req.ID); ps != nil {
+		s.fail(c, &stepcast.Error{Code: stepcast.EINVALID, Message: "event is not valid", Problems: ps})
 		return
 	}
 	s.saveEvent(c, ch, &req)

@@ -56,7 +56,8 @@ func statsServer(t *testing.T, base time.Time) (http.Handler, *models.Scenario) 
 		{Type: "purchase", Props: `{"amount":"1200"}`, At: base.Add(40 * time.Minute)}, // 00:10 JST the next day
 	} {
 		ev.ChannelID, ev.FriendID = ch.ID, f.ID
-		require.NoError(t, store.RecordEvent(ctx, &ev))
+		_, err := store.RecordEvent(ctx, &ev)
+		require.NoError(t, err)
 	}
 	require.NoError(t, store.RecordStepEvent(ctx, &models.StepEvent{ChannelID: ch.ID, ScenarioID: sc.ID, NodeID: "hello", FriendID: f.ID,
 		Kind: models.StepHeld, Outcome: "quiet hours", At: base}))

@@ -65,7 +65,7 @@ func (s *Server) redirect(c *gin.Context) {
 	props["userAgent"] = ua
 	b, _ := json.Marshal(props)
 	ev := &models.FriendEvent{Type: scenario.EventClick, ScenarioKey: sc.Key, NodeID: l.NodeID, Props: string(b), At: time.Now()}
-	if err := s.enroll.Event(ctx, f, ev); err != nil {
+	if _, err := s.enroll.Event(ctx, f, ev); err != nil {
 		s.log.ErrorContext(ctx, "click not recorded or not signalled", "error", err)
 	}
 }
@@ -75,6 +75,9 @@ var webEventTypes = []string{scenario.EventPageView, scenario.EventAddToCart, sc
 
 // WebEvent is an event from the shop's site or server.
 type WebEvent struct {
+	// ID is the shop's own ID of the event, optional: an event sent again
+	// with the same ID (a retry after a timeout) is recorded once.
+	ID     string            `json:"id"`
 	UserID string            `json:"userId"`
 	Type   string            `json:"type"`
 	Name   string            `json:"name"`
@@ -124,6 +127,7 @@ func (s *Server) webEvent(c *gin.Context) {
 	if req.Type == scenario.EventCustom && req.Name == "" {
 		ps = append(ps, stepcast.Problem{Path: "name", Message: "a custom event needs a name"})
 	}
+	ps = append(ps, checkEventID(req.ID)...)
 	if len(req.Props) > 50 {
 		ps = append(ps, stepcast.Problem{Path: "props", Message: "at most 50 properties"})
 	}
@@ -136,10 +140,19 @@ func (s *Server) webEvent(c *gin.Context) {
 		s.fail(c, &stepcast.Error{Code: stepcast.EINVALID, Message: "event is not valid", Problems: ps})
 		return
 	}
-	s.saveEvent(c, ch, &EventRequest{UserID: req.UserID, Type: req.Type, Name: req.Name, Props: req.Props, At: req.At})
+	s.saveEvent(c, ch, &EventRequest{ID: req.ID, UserID: req.UserID, Type: req.Type, Name: req.Name, Props: req.Props, At: req.At})
 }
 
-// saveEvent stores an event of a known friend and signals it.
+// checkEventID checks a reporter's event ID.
+func checkEventID(id string) []stepcast.Problem {
+	if len(id) > 128 || strings.ContainsRune(id, 0) {
+		return []stepcast.Problem{{Path: "id", Message: "an event ID is at most 128 bytes, with no NUL"}}
+	}
+	return nil
+}
+
+// saveEvent stores an event of a known friend and signals it: 201 for a
+// new event, 200 for one whose ID was recorded before.
 func (s *Server) saveEvent(c *gin.Context, ch *models.Channel, req *EventRequest) {
 	f, err := s.store.Friend(c.Request.Context(), ch.ID, req.UserID)
 	if err != nil {
@@ -151,12 +164,18 @@ func (s *Server) saveEvent(c *gin.Context, ch *models.Channel, req *EventRequest
 		at = *req.At
 	}
 	props, _ := json.Marshal(req.Props)
-	ev := &models.FriendEvent{Type: req.Type, Name: req.Name, Props: string(props), At: at}
-	if err := s.enroll.Event(c.Request.Context(), f, ev); err != nil {
+	ev := &models.FriendEvent{Type: req.Type, Name: req.Name, Props: string(props), At: at,
+		SourceKey: models.SourceKey(models.SourceAPI, req.ID)}
+	isNew, err := s.enroll.Event(c.Request.Context(), f, ev)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, gin.H{"id": ev.ID})
+	status := http.StatusOK
+	if isNew {
+		status = http.StatusCreated
+	}
+	c.JSON(status, gin.H{"id": ev.ID})
 }
 
 // newEventsKey makes a channel's events key and stores its hash.

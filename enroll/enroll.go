@@ -10,14 +10,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/stepcast/stepcast"
 	"github.com/stepcast/stepcast/activities"
@@ -29,8 +33,11 @@ import (
 
 // Service starts and signals enrollment workflows.
 type Service struct {
-	Store     *models.Store
-	Temporal  client.Client
+	Store    *models.Store
+	Temporal client.Client
+	// Namespace is Temporal's namespace of the client, "default" when
+	// empty: events are signalled through the service API, which names it.
+	Namespace string
 	TaskQueue string
 	Metrics   *metrics.Metrics
 	Log       *slog.Logger
@@ -149,6 +156,12 @@ func (s *Service) enroll(ctx context.Context, sc *models.Scenario, version int, 
 		if len(past) > 0 && once {
 			return stepcast.Errorf(stepcast.ECONFLICT, "friend %s already went through scenario %q, whose re-entry rule is never", f.UserID, sc.Key)
 		}
+		// A follow applied again (replayed by the inbox, or redelivered
+		// after its record was pruned) once the run it started has ended:
+		// re-entry is for a later follow, not the same one again.
+		if len(past) > 0 && !enrolledAt.IsZero() && !past[0].FollowedAt.Before(enrolledAt) {
+			return stepcast.Errorf(stepcast.ECONFLICT, "friend %s was enrolled in scenario %q by this follow already", f.UserID, sc.Key)
+		}
 	}
 	// A friend who blocked and comes back may enter again where the
 	// re-entry rule allows it: a finished run does not stop a new one.
@@ -181,7 +194,7 @@ func (s *Service) enroll(ctx context.Context, sc *models.Scenario, version int, 
 	}
 	err = s.Store.RecordEnrollment(ctx, &models.Enrollment{
 		ChannelID: sc.ChannelID, ScenarioID: sc.ID, ScenarioVersion: version, FriendID: f.ID,
-		WorkflowID: wid, RunID: run.GetRunID(), StartedAt: time.Now().UTC(),
+		WorkflowID: wid, RunID: run.GetRunID(), FollowedAt: enrolledAt.UTC(), StartedAt: time.Now().UTC(),
 	})
 	if err != nil {
 		return err
@@ -203,17 +216,23 @@ func (s *Service) Unfollow(ctx context.Context, channelID uint, userID string, a
 	if !applied {
 		return nil
 	}
-	return s.Signal(ctx, friend, workflows.FriendEvent{Type: workflows.EventUnfollow, At: at.UTC()})
+	return s.Signal(ctx, friend, workflows.FriendEvent{Type: workflows.EventUnfollow, At: at.UTC()}, "")
 }
 
 // Event records something a friend did (a click, a postback, a web event)
-// and signals it to their running enrollments.
-func (s *Service) Event(ctx context.Context, f *models.Friend, ev *models.FriendEvent) error {
+// and signals it to their running enrollments; it reports whether the
+// event is new. An event whose SourceKey was recorded before is the same
+// event applied or reported again (a retry after a partial failure, the
+// inbox replaying events it applied and had not yet marked): it is
+// signalled again, with the same request ID, so that runs that already
+// had it do not get it twice and runs that missed it get it now.
+func (s *Service) Event(ctx context.Context, f *models.Friend, ev *models.FriendEvent) (bool, error) {
 	ev.ChannelID, ev.FriendID = f.ChannelID, f.ID
-	if err := s.Store.RecordEvent(ctx, ev); err != nil {
-		return err
+	isNew, err := s.Store.RecordEvent(ctx, ev)
+	if err != nil {
+		return false, err
 	}
-	return s.Signal(ctx, f, activities.ToEvent(ev))
+	return isNew, s.Signal(ctx, f, activities.ToEvent(ev), fmt.Sprintf("friend-event-%d", ev.ID))
 }
 
 // Control tells every running enrollment of a scenario that it was paused,
@@ -236,8 +255,9 @@ func (s *Service) Control(ctx context.Context, scenarioID uint, channelID uint, 
 }
 
 // ChatMessage applies the channel's keyword rules to a friend's chat
-// message: matching rules tag the friend. The text itself is not stored.
-func (s *Service) ChatMessage(ctx context.Context, channelID uint, userID, text string, at time.Time) error {
+// message, the webhook event eventID: matching rules tag the friend. The
+// text itself is not stored.
+func (s *Service) ChatMessage(ctx context.Context, channelID uint, userID, eventID, text string, at time.Time) error {
 	f, err := s.Store.Friend(ctx, channelID, userID)
 	if stepcast.ErrorCode(err) == stepcast.ENOTFOUND {
 		return nil // not a friend Stepcast knows (added before it ran)
@@ -259,11 +279,14 @@ func (s *Service) ChatMessage(ctx context.Context, channelID uint, userID, text 
 		return err
 	}
 	props, _ := json.Marshal(map[string]string{"tags": strings.Join(tags, ",")})
-	return s.Event(ctx, f, &models.FriendEvent{Type: scenario.EventMessage, Props: string(props), At: at})
+	_, err = s.Event(ctx, f, &models.FriendEvent{Type: scenario.EventMessage, Props: string(props), At: at,
+		SourceKey: models.SourceKey(models.SourceLINE, eventID)})
+	return err
 }
 
-// Postback records a postback (a button's data) and signals it.
-func (s *Service) Postback(ctx context.Context, channelID uint, userID, data string, at time.Time) error {
+// Postback records a postback (a button's data), the webhook event
+// eventID, and signals it.
+func (s *Service) Postback(ctx context.Context, channelID uint, userID, eventID, data string, at time.Time) error {
 	f, err := s.Store.Friend(ctx, channelID, userID)
 	if stepcast.ErrorCode(err) == stepcast.ENOTFOUND {
 		return nil
@@ -271,7 +294,9 @@ func (s *Service) Postback(ctx context.Context, channelID uint, userID, data str
 	if err != nil {
 		return err
 	}
-	return s.Event(ctx, f, &models.FriendEvent{Type: scenario.EventPostback, Name: data, At: at})
+	_, err = s.Event(ctx, f, &models.FriendEvent{Type: scenario.EventPostback, Name: data, At: at,
+		SourceKey: models.SourceKey(models.SourceLINE, eventID)})
+	return err
 }
 
 // RouteWindow is how long after a follow an add route still counts for
@@ -406,14 +431,15 @@ func (s *Service) signalAll(ctx context.Context, es []models.Enrollment, name st
 }
 
 // Signal sends an event to each of the friend's running enrollments. A run
-// that has already ended is recorded as such.
-func (s *Service) Signal(ctx context.Context, f *models.Friend, ev workflows.FriendEvent) error {
+// that has already ended is recorded as such. A run drops a signal whose
+// requestID it already had; an empty requestID is a new one.
+func (s *Service) Signal(ctx context.Context, f *models.Friend, ev workflows.FriendEvent, requestID string) error {
 	es, err := s.Store.RunningEnrollmentsOfFriend(ctx, f.ID)
 	if err != nil {
 		return err
 	}
 	for _, e := range es {
-		err := s.Temporal.SignalWorkflow(ctx, e.WorkflowID, e.RunID, workflows.SignalFriendEvent, ev)
+		err := s.signal(ctx, e.WorkflowID, e.RunID, ev, requestID)
 		var nf *serviceerror.NotFound
 		switch {
 		case errors.As(err, &nf):
@@ -426,3 +452,40 @@ func (s *Service) Signal(ctx context.Context, f *models.Friend, ev workflows.Fri
 	}
 	return nil
 }
+
+// signal signals ev to one run. Temporal keeps the request IDs of a run's
+// signals and drops a signal whose ID it has; the SDK's SignalWorkflow
+// makes a new ID on every call, so a signal that must reach a run once
+// goes through the service API with an ID of its own.
+func (s *Service) signal(ctx context.Context, workflowID, runID string, ev workflows.FriendEvent, requestID string) error {
+	if requestID == "" {
+		return s.Temporal.SignalWorkflow(ctx, workflowID, runID, workflows.SignalFriendEvent, ev)
+	}
+	input, err := converter.GetDefaultDataConverter().ToPayloads(ev)
+	if err != nil {
+		return err
+	}
+	ns := s.Namespace
+	if ns == "" {
+		ns = "default"
+	}
+	// The SDK's own calls have this deadline.
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err = s.Temporal.WorkflowService().SignalWorkflowExecution(ctx, &workflowservice.SignalWorkflowExecutionRequest{
+		Namespace:         ns,
+		WorkflowExecution: &commonpb.WorkflowExecution{WorkflowId: workflowID, RunId: runID},
+		SignalName:        workflows.SignalFriendEvent,
+		Input:             input,
+		Identity:          identity,
+		RequestId:         requestID,
+	})
+	return err
+}
+
+// identity names this process in the signals' history events, as the
+// SDK's client does.
+var identity = func() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%d@%s@", os.Getpid(), host)
+}()

@@ -23,6 +23,7 @@ import (
 	"github.com/stepcast/stepcast/enroll"
 	"github.com/stepcast/stepcast/internal/testenv"
 	"github.com/stepcast/stepcast/models"
+	"github.com/stepcast/stepcast/scenario"
 	"github.com/stepcast/stepcast/worker"
 	"github.com/stepcast/stepcast/workflows"
 )
@@ -394,4 +395,161 @@ func (t *countingTx) Commit() error {
 func (t *countingTx) Rollback() error {
 	t.n.Add(1)
 	return t.tx.Rollback()
+}
+
+// A postback or chat message applied again (the inbox retrying after a
+// partial failure, or replaying events it applied and had not marked) is
+// recorded once and reaches each run once; a run that missed it gets it
+// when it is applied again. No worker runs: a signal is in the run's
+// history as soon as Temporal accepts it.
+func TestEventAppliedAgainIsSignalledOnce(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.publish("welcome", "never", dayThenHello)
+	user, at := testenv.UserID(), time.Now().Truncate(time.Millisecond)
+	f.follow(user, at)
+	first := f.assertOnce(user)
+
+	postback := func(eventID string) {
+		t.Helper()
+		if err := f.svc.Postback(ctx, f.channel, user, eventID, "survey=yes", at.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	postback("wh-1")
+	postback("wh-1")
+	if n := f.signals(first); n != 1 {
+		t.Fatalf("the run got %d signals of one postback applied twice, want 1", n)
+	}
+
+	// A run that did not have the event: a second scenario the friend
+	// was enrolled in since.
+	sc, err := f.store.Scenario(ctx, f.publish("second", "never", dayThenHello).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := f.store.ScenarioVersion(ctx, sc.ID, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := scenario.Parse([]byte(v.Document))
+	if err != nil {
+		t.Fatal(err)
+	}
+	friend, err := f.store.Friend(ctx, f.channel, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Enroll(ctx, sc, v.Version, doc, friend); err != nil {
+		t.Fatal(err)
+	}
+	es := f.enrollments()
+	if len(es) != 2 {
+		t.Fatalf("%d enrollments, want 2", len(es))
+	}
+	second := es[0]
+	if second.ID == first.ID {
+		second = es[1]
+	}
+	postback("wh-1")
+	if a, b := f.signals(first), f.signals(second); a != 1 || b != 1 {
+		t.Fatalf("after a third application: %d and %d signals, want 1 each", a, b)
+	}
+
+	// Another postback is another event; a chat message applied twice is
+	// one event too.
+	postback("wh-2")
+	for range 2 {
+		if err := f.svc.ChatMessage(ctx, f.channel, user, "wh-3", "hello", at.Add(2*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a, b := f.signals(first), f.signals(second); a != 3 || b != 3 {
+		t.Fatalf("after two more events: %d and %d signals, want 3 each", a, b)
+	}
+	events, err := f.store.FriendEvents(ctx, friend.ID, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 3 {
+		t.Fatalf("%d events recorded, want 3 (wh-1, wh-2, wh-3): %+v", len(events), events)
+	}
+}
+
+// signals counts the friend-event signals in an enrollment's history.
+func (f *fixture) signals(e models.Enrollment) int {
+	f.t.Helper()
+	it := f.temporal.GetWorkflowHistory(context.Background(), e.WorkflowID, e.RunID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	n := 0
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if a := ev.GetWorkflowExecutionSignaledEventAttributes(); a != nil && a.GetSignalName() == workflows.SignalFriendEvent {
+			n++
+		}
+	}
+	return n
+}
+
+// In a scenario one may enter again after exiting, the same follow applied
+// again after its run ended (the inbox replaying it, or LINE redelivering
+// it after the inbox pruned its record) does not enroll the friend again;
+// a later follow does.
+func TestFollowAppliedAgainAfterItsRunEndedEnrollsOnce(t *testing.T) {
+	f := newFixture(t)
+	f.publish("again", "after_exit", dayThenHello)
+	ctx := context.Background()
+	user, t1 := testenv.UserID(), time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	// end stands for the run reaching its end: the run stops and its row
+	// says so, as the workflow's last local activity does.
+	end := func(e models.Enrollment) {
+		t.Helper()
+		if err := f.temporal.TerminateWorkflow(ctx, e.WorkflowID, e.RunID, "the friend went through"); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.store.FinishEnrollment(ctx, e.WorkflowID, e.RunID, models.EnrollmentCompleted, "", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func() int {
+		t.Helper()
+		friend, err := f.store.Friend(ctx, f.channel, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		es, err := f.store.Enrollments(ctx, models.EnrollmentFilter{ChannelID: f.channel, FriendID: friend.ID}, models.Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(es)
+	}
+
+	f.follow(user, t1)
+	first := f.assertOnce(user)
+	if !first.FollowedAt.Equal(t1) {
+		t.Fatalf("enrollment's follow time %s, want %s", first.FollowedAt, t1)
+	}
+	end(first)
+	f.follow(user, t1)
+	if n := count(); n != 1 {
+		t.Fatalf("the same follow applied again after its run ended: %d enrollments, want 1", n)
+	}
+
+	// A block and a new follow: the friend enters again, once.
+	if err := f.svc.Unfollow(ctx, f.channel, user, t1.Add(10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	t3 := t1.Add(20 * time.Second)
+	f.follow(user, t3)
+	if n := count(); n != 2 {
+		t.Fatalf("a follow after a block: %d enrollments, want 2", n)
+	}
+	es := f.enrollments()
+	end(es[0])
+	f.follow(user, t3)
+	if n := count(); n != 2 {
+		t.Fatalf("the second follow applied again after its run ended: %d enrollments, want 2", n)
+	}
 }

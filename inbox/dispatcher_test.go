@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/api/enums/v1"
+
 	"github.com/stepcast/stepcast/enroll"
 	"github.com/stepcast/stepcast/inbox"
 	"github.com/stepcast/stepcast/internal/testenv"
@@ -69,12 +71,22 @@ func (f *fakeEnroller) Unfollow(ctx context.Context, _ uint, userID string, _ ti
 	return f.record(ctx, userID, "unfollow")
 }
 
-func (f *fakeEnroller) ChatMessage(ctx context.Context, _ uint, userID, text string, _ time.Time) error {
+func (f *fakeEnroller) ChatMessage(ctx context.Context, _ uint, userID, eventID, text string, _ time.Time) error {
+	f.checkEventID(eventID)
 	return f.record(ctx, userID, text)
 }
 
-func (f *fakeEnroller) Postback(ctx context.Context, _ uint, userID, data string, _ time.Time) error {
+func (f *fakeEnroller) Postback(ctx context.Context, _ uint, userID, eventID, data string, _ time.Time) error {
+	f.checkEventID(eventID)
 	return f.record(ctx, userID, data)
+}
+
+// checkEventID checks that an event comes with its webhookEventId, which
+// keeps it from being recorded twice when it is applied again.
+func (f *fakeEnroller) checkEventID(id string) {
+	if id == "" {
+		f.t.Errorf("an event applied without its webhookEventId")
+	}
 }
 
 func (f *fakeEnroller) labels(user string) []string {
@@ -113,6 +125,12 @@ func start(t *testing.T, store *models.Store, e inbox.Enroller, m *metrics.Metri
 	t.Helper()
 	d = inbox.NewDispatcher(store, e, m, testenv.Logger())
 	d.Poll, d.BatchSize, d.Lanes = 50*time.Millisecond, 8, 4
+	return d, run(t, d)
+}
+
+// run runs d until the test ends or stop is called.
+func run(t *testing.T, d *inbox.Dispatcher) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
@@ -131,7 +149,7 @@ func start(t *testing.T, store *models.Store, e inbox.Enroller, m *metrics.Metri
 		})
 	}
 	t.Cleanup(stop)
-	return d, stop
+	return stop
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) {
@@ -389,16 +407,7 @@ func TestDispatcherEnrollsFollows(t *testing.T) {
 	d.Notify()
 	waitFor(t, 10*time.Second, "the early follow", func() bool { return pending(t, store) == 0 })
 
-	doc := `{"name": "Welcome", "start": {"type": "follow"}, "nodes": [
-		{"id": "day-1", "type": "wait", "wait": {"days": 1, "at": "10:00"}, "next": "hello"},
-		{"id": "hello", "type": "message", "message": {"messages": [{"type": "text", "text": "hi"}]}}]}`
-	sc := &models.Scenario{ChannelID: ch.ID, Key: "welcome", Name: "Welcome", Draft: doc}
-	if err := store.CreateScenario(ctx, sc); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.Publish(ctx, sc.ID, doc, time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	publishWelcome(t, store, ch.ID)
 	users := map[string]bool{}
 	var evs []models.WebhookEvent
 	for i := range 40 {
@@ -437,9 +446,153 @@ func TestDispatcherEnrollsFollows(t *testing.T) {
 	}
 }
 
+// publishWelcome publishes a scenario that enrolls every follow and waits
+// a day.
+func publishWelcome(t *testing.T, store *models.Store, channelID uint) {
+	t.Helper()
+	ctx := context.Background()
+	doc := `{"name": "Welcome", "start": {"type": "follow"}, "nodes": [
+		{"id": "day-1", "type": "wait", "wait": {"days": 1, "at": "10:00"}, "next": "hello"},
+		{"id": "hello", "type": "message", "message": {"messages": [{"type": "text", "text": "hi"}]}}]}`
+	sc := &models.Scenario{ChannelID: channelID, Key: "welcome", Name: "Welcome", Draft: doc}
+	if err := store.CreateScenario(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Publish(ctx, sc.ID, doc, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // follow is an inbox row of a follow; id tells the friend's events apart.
 func follow(channelID uint, user, id string, at time.Time) models.WebhookEvent {
 	return models.WebhookEvent{ChannelID: channelID, WebhookEventID: "follow-" + user + "-" + id, Type: inbox.TypeFollow, UserID: user,
 		Timestamp: at.UTC().Truncate(time.Millisecond), ReceivedAt: time.Now(),
 		Payload: fmt.Sprintf(`{"type":"follow","timestamp":%d,"source":{"type":"user","userId":%q}}`, at.UnixMilli(), user)}
+}
+
+// A dispatcher that stopped after applying a postback and before marking
+// it leaves it pending; the next one applies it again. Through the real
+// enrollment service and Temporal, the friend's run still gets it once and
+// it is recorded once.
+func TestDispatcherReplayedPostbackReachesTheRunOnce(t *testing.T) {
+	store := testenv.Postgres(t)
+	ctx := context.Background()
+	tc := testenv.Temporal(t)
+	svc := &enroll.Service{Store: store, Temporal: tc, TaskQueue: "inbox-test-" + strings.ToLower(testenv.UserID()[1:9]), Log: testenv.Logger()}
+	ch := &models.Channel{Name: "shop", LineChannelID: testenv.UserID(), Secret: "s", AccessToken: "t", TimeZone: "Asia/Tokyo"}
+	if err := store.CreateChannel(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	publishWelcome(t, store, ch.ID)
+	user := testenv.UserID()
+	pb := models.WebhookEvent{ChannelID: ch.ID, WebhookEventID: "postback-" + user, Type: inbox.TypePostback, UserID: user,
+		Timestamp: time.Now().Add(time.Second).UTC().Truncate(time.Millisecond), ReceivedAt: time.Now(),
+		Payload: `{"type":"postback","postback":{"data":"survey=yes"}}`}
+	insert(t, store, follow(ch.ID, user, "a", time.Now()), pb)
+	d, stop := start(t, store, svc, nil)
+	d.Notify()
+	waitFor(t, 30*time.Second, "both events applied", func() bool { return pending(t, store) == 0 })
+	stop()
+
+	// As if the postback's mark had not been written.
+	if err := store.DB.Model(&models.WebhookEvent{}).Where("webhook_event_id = ?", pb.WebhookEventID).
+		Update("processed_at", nil).Error; err != nil {
+		t.Fatal(err)
+	}
+	// The next dispatcher takes the lease over; under the same holder name,
+	// so that the test does not wait the lease's 15 s out.
+	next := inbox.NewDispatcher(store, svc, nil, testenv.Logger())
+	next.Poll, next.Holder = 50*time.Millisecond, d.Holder
+	run(t, next)
+	next.Notify()
+	waitFor(t, 30*time.Second, "the postback applied again", func() bool { return pending(t, store) == 0 })
+
+	f, err := store.Friend(ctx, ch.ID, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs, err := store.FriendEvents(ctx, f.ID, time.Time{}); err != nil || len(evs) != 1 {
+		t.Fatalf("events recorded: %+v (%v), want the postback once", evs, err)
+	}
+	es, err := store.Enrollments(ctx, models.EnrollmentFilter{ChannelID: ch.ID, FriendID: f.ID}, models.Page{})
+	if err != nil || len(es) != 1 {
+		t.Fatalf("enrollments: %+v (%v), want one", es, err)
+	}
+	it := tc.GetWorkflowHistory(ctx, es[0].WorkflowID, es[0].RunID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	signals := 0
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.GetWorkflowExecutionSignaledEventAttributes() != nil {
+			signals++
+		}
+	}
+	if signals != 1 {
+		t.Fatalf("the run got %d signals of the postback applied twice, want 1", signals)
+	}
+}
+
+// The dispatcher holding the lease prunes events processed longer ago than
+// its retention, and keeps newer and pending ones; with no retention it
+// keeps them all.
+func TestDispatcherPrunesProcessedEvents(t *testing.T) {
+	for name, keep := range map[string]bool{"1h retention": false, "no retention": true} {
+		t.Run(name, func(t *testing.T) {
+			store := testenv.Postgres(t)
+			ctx := context.Background()
+			fake := newFake(t)
+			fake.Apply = func(ctx context.Context, user, _ string) error {
+				if user == "Uheld" {
+					<-ctx.Done() // pending while the pruner runs
+					return ctx.Err()
+				}
+				return nil
+			}
+			insert(t, store, message(1, "Uold", "a"), message(1, "Unew", "b"), message(1, "Uheld", "c"))
+			evs, err := store.PendingWebhookEvents(ctx, 0, 10)
+			if err != nil || len(evs) != 3 {
+				t.Fatalf("pending = %d, %v", len(evs), err)
+			}
+			old := time.Now().Add(-2 * time.Hour)
+			if err := store.MarkWebhookEventsProcessed(ctx, []uint{evs[0].ID}, old); err != nil {
+				t.Fatal(err)
+			}
+			if err := store.MarkWebhookEventsProcessed(ctx, []uint{evs[1].ID}, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+
+			d := inbox.NewDispatcher(store, fake, nil, testenv.Logger())
+			d.Poll, d.Retention = 20*time.Millisecond, time.Hour
+			if keep {
+				d.Retention = 0
+			}
+			run(t, d)
+			d.Notify()
+			count := func() int64 {
+				var n int64
+				if err := store.DB.Model(&models.WebhookEvent{}).Count(&n).Error; err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			if keep {
+				// Give a pruner the time it would need, then look.
+				time.Sleep(300 * time.Millisecond)
+				if n := count(); n != 3 {
+					t.Fatalf("%d events left with no retention, want 3", n)
+				}
+				return
+			}
+			waitFor(t, 10*time.Second, "the old event pruned", func() bool { return count() == 2 })
+			var left []models.WebhookEvent
+			if err := store.DB.Order("id").Find(&left).Error; err != nil {
+				t.Fatal(err)
+			}
+			if len(left) != 2 || left[0].ID != evs[1].ID || left[1].ID != evs[2].ID {
+				t.Fatalf("left %+v, want the recent and the pending event", left)
+			}
+		})
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -120,8 +121,10 @@ type Enroller interface {
 	// read after the follow was received.
 	FollowIn(ctx context.Context, active []models.ActiveScenario, channelID uint, userID string, at time.Time) error
 	Unfollow(ctx context.Context, channelID uint, userID string, at time.Time) error
-	ChatMessage(ctx context.Context, channelID uint, userID, text string, at time.Time) error
-	Postback(ctx context.Context, channelID uint, userID, data string, at time.Time) error
+	// ChatMessage and Postback get the webhook event's ID, which keeps
+	// them from being recorded twice when applied again.
+	ChatMessage(ctx context.Context, channelID uint, userID, eventID, text string, at time.Time) error
+	Postback(ctx context.Context, channelID uint, userID, eventID, data string, at time.Time) error
 }
 
 var _ Enroller = (*enroll.Service)(nil)
@@ -151,9 +154,30 @@ type Dispatcher struct {
 	// Holder names this dispatcher in the lease that lets only one of
 	// several API replicas dispatch at a time.
 	Holder string
+	// Retention is how long processed events are kept; 0 keeps them. The
+	// inbox is the webhookEventId record that drops LINE's redeliveries,
+	// which come within minutes of a failed delivery, and the raw payloads
+	// for looking into a problem; kept forever it would grow with every
+	// message and postback. An event applied again after it was pruned
+	// changes nothing: a follow enrolls once, and a postback or a chat
+	// message is recorded once by its webhookEventId.
+	Retention time.Duration
 
-	wake chan struct{}
+	wake    chan struct{}
+	leading atomic.Bool
 }
+
+// DefaultRetention is NewDispatcher's Retention.
+const DefaultRetention = 7 * 24 * time.Hour
+
+// pruneEvery is how often the lease holder prunes processed events;
+// pruneBatch bounds one statement, and a round goes on while batches come
+// back full, up to pruneRound.
+const (
+	pruneEvery = time.Hour
+	pruneBatch = 5000
+	pruneRound = 100
+)
 
 // leaseTTL is how long a dispatcher's lease lasts without renewal: a
 // replica that dies hands the inbox over after this. The holder renews it
@@ -163,15 +187,17 @@ const leaseTTL = 15 * time.Second
 // markEvery is how long an applied event waits at most for its mark. An
 // event applied and not yet marked when the process dies is applied again
 // by the next dispatcher, as it was before marks were batched if the process
-// died between the two; applying is idempotent where it matters (a follow
-// enrolls once).
+// died between the two; applying is idempotent: a follow enrolls once, and a
+// postback or a chat message is recorded and signalled once (its
+// webhookEventId is its key).
 const markEvery = 100 * time.Millisecond
 
 // NewDispatcher returns a dispatcher with default settings.
 func NewDispatcher(store *models.Store, svc Enroller, m *metrics.Metrics, log *slog.Logger) *Dispatcher {
 	host, _ := os.Hostname()
 	return &Dispatcher{Store: store, Enroll: svc, Metrics: m, Log: log, Poll: time.Second, BatchSize: 500, Lanes: 16,
-		Holder: fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()), wake: make(chan struct{}, 1)}
+		Holder: fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()), Retention: DefaultRetention,
+		wake: make(chan struct{}, 1)}
 }
 
 // Notify wakes the dispatcher after new events were stored.
@@ -189,6 +215,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		wg.Go(func() { d.lane(ctx, q) })
 	}
 	wg.Go(func() { d.marker(ctx, q) })
+	if d.Retention > 0 {
+		wg.Go(func() { d.pruner(ctx) })
+	}
 	d.fetchLoop(ctx, q)
 	q.close()
 	wg.Wait()
@@ -279,12 +308,46 @@ func (d *Dispatcher) lead(ctx context.Context, renewed *time.Time) (bool, error)
 		return true, nil
 	}
 	ok, err := d.Store.AcquireLease(ctx, "inbox", d.Holder, leaseTTL)
+	d.leading.Store(err == nil && ok)
 	if err != nil || !ok {
 		*renewed = time.Time{}
 		return false, err
 	}
 	*renewed = now
 	return true, nil
+}
+
+// pruner deletes events processed more than Retention ago, once this
+// dispatcher holds the lease and every pruneEvery after, until ctx ends.
+func (d *Dispatcher) pruner(ctx context.Context) {
+	var next time.Time
+	for ctx.Err() == nil {
+		if now := time.Now(); d.leading.Load() && !now.Before(next) {
+			n, err := d.prune(ctx)
+			if err != nil && ctx.Err() == nil {
+				d.Log.WarnContext(ctx, "webhook inbox: prune; will retry", "error", err)
+			}
+			if n > 0 {
+				d.Log.InfoContext(ctx, "webhook inbox: pruned processed events", "events", n, "retention", d.Retention.String())
+			}
+			next = now.Add(pruneEvery)
+		}
+		d.sleep(ctx, nil, d.Poll)
+	}
+}
+
+// prune deletes one round of old processed events.
+func (d *Dispatcher) prune(ctx context.Context) (int64, error) {
+	cutoff := time.Now().Add(-d.Retention)
+	var total int64
+	for range pruneRound {
+		n, err := d.Store.PruneWebhookEvents(ctx, cutoff, pruneBatch)
+		total += n
+		if err != nil || n < pruneBatch {
+			return total, err
+		}
+	}
+	return total, nil
 }
 
 // fetch reads a page of the inbox and hands its events out. It reports
@@ -429,7 +492,7 @@ func (d *Dispatcher) apply(ctx context.Context, ev *models.WebhookEvent, active 
 		if err := json.Unmarshal([]byte(ev.Payload), &m); err != nil || m.Message.Type != "text" {
 			return err
 		}
-		return d.Enroll.ChatMessage(ctx, ev.ChannelID, ev.UserID, m.Message.Text, ev.Timestamp)
+		return d.Enroll.ChatMessage(ctx, ev.ChannelID, ev.UserID, ev.WebhookEventID, m.Message.Text, ev.Timestamp)
 	case TypePostback:
 		var p struct {
 			Postback struct {
@@ -439,7 +502,7 @@ func (d *Dispatcher) apply(ctx context.Context, ev *models.WebhookEvent, active 
 		if err := json.Unmarshal([]byte(ev.Payload), &p); err != nil {
 			return err
 		}
-		return d.Enroll.Postback(ctx, ev.ChannelID, ev.UserID, p.Postback.Data, ev.Timestamp)
+		return d.Enroll.Postback(ctx, ev.ChannelID, ev.UserID, ev.WebhookEventID, p.Postback.Data, ev.Timestamp)
 	}
 	return nil
 }

@@ -160,7 +160,7 @@ func (s *Store) FinishDelivery(ctx context.Context, d *Delivery, delivered *Frie
 	case db.Dialector.Name() == "postgres":
 		now := db.NowFunc()
 		err = db.Exec(finishDeliverySQL, d.Status, d.Error, d.LineRequestID, d.SentAt, d.BudgetMonth, now, d.RetryKey,
-			delivered.ChannelID, delivered.FriendID, delivered.Type, delivered.Name, delivered.ScenarioKey,
+			delivered.ChannelID, delivered.FriendID, delivered.Type, delivered.SourceKey, delivered.Name, delivered.ScenarioKey,
 			delivered.NodeID, delivered.Props, delivered.At, now).Error
 	default:
 		err = db.Transaction(func(tx *gorm.DB) error {
@@ -179,8 +179,8 @@ func (s *Store) FinishDelivery(ctx context.Context, d *Delivery, delivered *Frie
 const finishDeliverySQL = `WITH finished AS (
 	UPDATE deliveries SET status = ?, error = ?, line_request_id = ?, sent_at = ?, budget_month = ?, updated_at = ?
 	WHERE retry_key = ?)
-INSERT INTO friend_events (channel_id, friend_id, type, name, scenario_key, node_id, props, at, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+INSERT INTO friend_events (channel_id, friend_id, type, source_key, name, scenario_key, node_id, props, at, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // DeliveryFilter narrows a delivery list; zero fields do not filter.
 type DeliveryFilter struct {

@@ -117,7 +117,7 @@ func TestFinishDelivery(t *testing.T) {
 			sent := time.Date(2026, 1, 30, 6, 0, 1, 0, time.UTC)
 			d.Status, d.Error, d.LineRequestID, d.SentAt, d.BudgetMonth = models.DeliverySent, "e", "req-1", &sent, "2026-01"
 			want := models.FriendEvent{ChannelID: ch.ID, FriendID: 3, Type: "delivered", Name: "n", ScenarioKey: "welcome",
-				NodeID: "m", Props: `{"k":"v"}`, At: sent}
+				NodeID: "m", Props: `{"k":"v"}`, At: sent, SourceKey: models.SourceKey("delivery:", d.RetryKey)}
 			ev := want
 			if err := store.FinishDelivery(ctx, d, &ev); err != nil {
 				t.Fatal(err)

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/stepcast/stepcast"
 )
 
 // AttributeMap decodes a friend's attributes.
@@ -105,13 +108,51 @@ func (s *Store) ChannelTags(ctx context.Context, channelID uint) ([]string, erro
 	return tags, dbError(err, "channel tags")
 }
 
-// RecordEvent stores an event of a friend.
-func (s *Store) RecordEvent(ctx context.Context, e *FriendEvent) error {
+// Where an event came from: the prefixes of FriendEvent.SourceKey.
+const (
+	SourceLINE = "line:" // a LINE webhook event, by its webhookEventId
+	SourceAPI  = "api:"  // the admin API or the web events endpoint, by the reporter's ID
+)
+
+// SourceKey is the FriendEvent.SourceKey of the event with the given ID
+// from source; nil when the event has no ID.
+func SourceKey(source, id string) *string {
+	if id == "" {
+		return nil
+	}
+	k := source + id
+	return &k
+}
+
+// RecordEvent stores an event of a friend and reports whether it is new.
+// An event whose SourceKey the channel already has is not stored again: e
+// becomes the stored event, so that whoever applies it again signals the
+// same event. The same key on a different event is a conflict.
+func (s *Store) RecordEvent(ctx context.Context, e *FriendEvent) (bool, error) {
 	e.At = e.At.UTC()
 	if e.Props == "" {
 		e.Props = "{}"
 	}
-	return dbError(s.DB.WithContext(ctx).Create(e).Error, "event")
+	db := s.DB.WithContext(ctx)
+	if e.SourceKey == nil {
+		return true, dbError(db.Create(e).Error, "event")
+	}
+	res := db.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "channel_id"}, {Name: "source_key"}}, DoNothing: true}).Create(e)
+	if res.Error != nil {
+		return false, dbError(res.Error, "event")
+	}
+	if res.RowsAffected == 1 {
+		return true, nil
+	}
+	var old FriendEvent
+	if err := db.Where("channel_id = ? AND source_key = ?", e.ChannelID, *e.SourceKey).First(&old).Error; err != nil {
+		return false, dbError(err, "event")
+	}
+	if old.FriendID != e.FriendID || old.Type != e.Type || old.Name != e.Name {
+		return false, stepcast.Errorf(stepcast.ECONFLICT, "event ID %q was already used for a different event", strings.TrimPrefix(*e.SourceKey, SourceAPI))
+	}
+	*e = old
+	return false, nil
 }
 
 // FriendEvents lists a friend's events at or after since, oldest first.

@@ -124,6 +124,10 @@ type Enrollment struct {
 	Status          string `gorm:"not null;index"`
 	// ExitReason says why an enrollment ended early (blocked, exit node...).
 	ExitReason string
+	// FollowedAt is the time of the follow that started the enrollment
+	// (LINE's timestamp); zero for one started otherwise. A follow applied
+	// again finds it and does not enroll the friend a second time.
+	FollowedAt time.Time
 	StartedAt  time.Time
 	EndedAt    *time.Time
 	CreatedAt  time.Time
@@ -208,9 +212,14 @@ type ChannelTag struct {
 // purchase, custom). Props is a JSON object.
 type FriendEvent struct {
 	ID        uint   `gorm:"primaryKey"`
-	ChannelID uint   `gorm:"not null;index"`
+	ChannelID uint   `gorm:"not null;index;uniqueIndex:idx_friend_event_source"`
 	FriendID  uint   `gorm:"not null;index:idx_friend_event_time"`
 	Type      string `gorm:"not null"`
+	// SourceKey names the event where it came from ("line:" and LINE's
+	// webhookEventId, "api:" and the reporter's own ID), so that an event
+	// applied or reported again is recorded and signalled once. Nil for
+	// events that have none, such as clicks.
+	SourceKey *string `gorm:"uniqueIndex:idx_friend_event_source"`
 	// Name is the custom event's name, or the postback data.
 	Name string
 	// ScenarioKey and NodeID say which step a click or postback came from.

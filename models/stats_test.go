@@ -113,7 +113,8 @@ func (s *statsSeed) event(friend int, typ, scenarioKey, node, props, when string
 	s.t.Helper()
 	e := models.FriendEvent{ChannelID: s.ch.ID, FriendID: s.friends[friend].ID, Type: typ, ScenarioKey: scenarioKey,
 		NodeID: node, Props: props, At: at(when)}
-	require.NoError(s.t, s.db.RecordEvent(context.Background(), &e))
+	_, err := s.db.RecordEvent(context.Background(), &e)
+	require.NoError(s.t, err)
 }
 
 func (s *statsSeed) step(sc *models.Scenario, friend int, node, kind, outcome, when string) {

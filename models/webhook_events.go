@@ -90,6 +90,14 @@ func (s *Store) WebhookBacklog(ctx context.Context) (int64, error) {
 	return n, dbError(err, "webhook backlog")
 }
 
+// PruneWebhookEvents deletes up to limit events processed before cutoff and
+// returns how many it deleted. Pending events are never deleted.
+func (s *Store) PruneWebhookEvents(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	res := s.DB.WithContext(ctx).Exec(`DELETE FROM webhook_events WHERE id IN
+(SELECT id FROM webhook_events WHERE processed_at < ? LIMIT ?)`, cutoff.UTC(), limit)
+	return res.RowsAffected, dbError(res.Error, "prune webhook events")
+}
+
 // AcquireLease takes or renews the named lease for holder; it reports
 // false while another holder's lease has not expired. One statement: the
 // row is created, or taken over only when it is the holder's own or has

@@ -74,3 +74,54 @@ func TestWebhookInbox(t *testing.T) {
 		})
 	}
 }
+
+// Pruning deletes processed events older than the cutoff, a batch at a
+// time, and never a pending one however old.
+func TestPruneWebhookEvents(t *testing.T) {
+	for name, store := range map[string]*models.Store{"postgres": testenv.Postgres(t), "sqlite": testenv.SQLite(t)} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			now := time.Now()
+			old, recent := now.Add(-8*24*time.Hour), now.Add(-time.Hour)
+			var evs []models.WebhookEvent
+			for i := range 10 {
+				evs = append(evs, models.WebhookEvent{ChannelID: 1, WebhookEventID: fmt.Sprintf("e%d", i), Type: "follow",
+					Payload: "{}", ReceivedAt: old, Timestamp: old})
+			}
+			if _, err := store.InsertWebhookEvents(ctx, evs); err != nil {
+				t.Fatal(err)
+			}
+			pending, err := store.PendingWebhookEvents(ctx, 0, 10)
+			if err != nil || len(pending) != 10 {
+				t.Fatalf("pending = %d, %v", len(pending), err)
+			}
+			ids := func(es []models.WebhookEvent) []uint {
+				var out []uint
+				for _, e := range es {
+					out = append(out, e.ID)
+				}
+				return out
+			}
+			// 0-5 processed long ago, 6-7 an hour ago, 8-9 pending.
+			if err := store.MarkWebhookEventsProcessed(ctx, ids(pending[:6]), old); err != nil {
+				t.Fatal(err)
+			}
+			if err := store.MarkWebhookEventsProcessed(ctx, ids(pending[6:8]), recent); err != nil {
+				t.Fatal(err)
+			}
+			cutoff := now.Add(-7 * 24 * time.Hour)
+			for _, want := range []int64{4, 2, 0} {
+				if n, err := store.PruneWebhookEvents(ctx, cutoff, 4); err != nil || n != want {
+					t.Fatalf("prune = %d, %v; want %d", n, err, want)
+				}
+			}
+			var left []models.WebhookEvent
+			if err := store.DB.Order("id").Find(&left).Error; err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(ids(left)) != fmt.Sprint(ids(pending[6:])) {
+				t.Fatalf("left %v, want the recent and the pending %v", ids(left), ids(pending[6:]))
+			}
+		})
+	}
+}

@@ -90,7 +90,8 @@ func branchFixture(t *testing.T) *fixture {
 		{Type: "add_to_cart", At: jst(2026, 3, 4, 10, 30)},
 	} {
 		ev.ChannelID, ev.FriendID = f.channel.ID, f.friend.ID
-		require.NoError(t, s.RecordEvent(ctx, &ev))
+		_, err := s.RecordEvent(ctx, &ev)
+		require.NoError(t, err)
 	}
 	return f
 }
@@ -311,7 +312,8 @@ nodes:
 				f.at(jst(2026, 3, 4, 19, 0), func() {
 					ev := &models.FriendEvent{ChannelID: f.channel.ID, FriendID: f.friend.ID, Type: "click",
 						ScenarioKey: "welcome", NodeID: tt.node, At: f.env.Now()}
-					require.NoError(t, f.store.RecordEvent(context.Background(), ev))
+					_, err := f.store.RecordEvent(context.Background(), ev)
+					require.NoError(t, err)
 					f.env.SignalWorkflow(workflows.SignalFriendEvent, workflows.FriendEvent{Type: "click",
 						ScenarioKey: "welcome", Node: tt.node, At: f.env.Now()})
 				})

@@ -6,25 +6,27 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // config is every setting, read from the environment. README.md lists them
 // with their defaults; keep the two in step (config_test.go checks).
 type config struct {
-	HTTPAddr          string // STEPCAST_HTTP_ADDR
-	WorkerHTTPAddr    string // STEPCAST_WORKER_HTTP_ADDR
-	DatabaseURL       string // DATABASE_URL
-	SQLitePath        string // STEPCAST_SQLITE_PATH
-	TemporalAddress   string // TEMPORAL_ADDRESS
-	TemporalNamespace string // TEMPORAL_NAMESPACE
-	TaskQueue         string // STEPCAST_TASK_QUEUE
-	AdminToken        string // STEPCAST_ADMIN_TOKEN
-	LineAPIBaseURL    string // LINE_API_BASE_URL
-	PublicURL         string // STEPCAST_PUBLIC_URL
-	LinkSecret        string // STEPCAST_LINK_SECRET
-	LogLevel          string // STEPCAST_LOG_LEVEL
-	LogFormat         string // STEPCAST_LOG_FORMAT
-	MaxWebhookBytes   int64  // STEPCAST_MAX_WEBHOOK_BYTES
+	HTTPAddr          string        // STEPCAST_HTTP_ADDR
+	WorkerHTTPAddr    string        // STEPCAST_WORKER_HTTP_ADDR
+	DatabaseURL       string        // DATABASE_URL
+	SQLitePath        string        // STEPCAST_SQLITE_PATH
+	TemporalAddress   string        // TEMPORAL_ADDRESS
+	TemporalNamespace string        // TEMPORAL_NAMESPACE
+	TaskQueue         string        // STEPCAST_TASK_QUEUE
+	AdminToken        string        // STEPCAST_ADMIN_TOKEN
+	LineAPIBaseURL    string        // LINE_API_BASE_URL
+	PublicURL         string        // STEPCAST_PUBLIC_URL
+	LinkSecret        string        // STEPCAST_LINK_SECRET
+	LogLevel          string        // STEPCAST_LOG_LEVEL
+	LogFormat         string        // STEPCAST_LOG_FORMAT
+	MaxWebhookBytes   int64         // STEPCAST_MAX_WEBHOOK_BYTES
+	InboxRetention    time.Duration // STEPCAST_INBOX_RETENTION
 	// Dev mode only.
 	TemporalBin     string // STEPCAST_TEMPORAL_BIN
 	TemporalUIPort  int    // STEPCAST_TEMPORAL_UI_PORT
@@ -55,6 +57,7 @@ var envVars = []envVar{
 	{"STEPCAST_LOG_LEVEL", "info", "debug, info, warn or error."},
 	{"STEPCAST_LOG_FORMAT", "json", "json or text (dev mode defaults to text)."},
 	{"STEPCAST_MAX_WEBHOOK_BYTES", "1048576", "Largest LINE webhook body accepted; larger ones get 413."},
+	{"STEPCAST_INBOX_RETENTION", "168h", "How long processed LINE webhook events are kept in the inbox (their webhookEventId drops LINE's redeliveries; the payloads help look into problems); 0 keeps them forever."},
 	{"STEPCAST_TEMPORAL_BIN", "bin/temporal", "Dev mode: the Temporal CLI that runs the dev server (make tools builds it)."},
 	{"STEPCAST_TEMPORAL_UI_PORT", "8233", "Dev mode: port of the Temporal Web UI."},
 	{"STEPCAST_DEV_DATA_DIR", "data", "Dev mode: folder of the dev server's and the embedded database's files."},
@@ -96,6 +99,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	var err error
 	if c.MaxWebhookBytes, err = strconv.ParseInt(get("STEPCAST_MAX_WEBHOOK_BYTES"), 10, 64); err != nil || c.MaxWebhookBytes <= 0 {
 		return c, fmt.Errorf("STEPCAST_MAX_WEBHOOK_BYTES must be a positive number of bytes, not %q", get("STEPCAST_MAX_WEBHOOK_BYTES"))
+	}
+	if c.InboxRetention, err = time.ParseDuration(get("STEPCAST_INBOX_RETENTION")); err != nil || c.InboxRetention < 0 {
+		return c, fmt.Errorf("STEPCAST_INBOX_RETENTION must be a duration such as 168h, or 0, not %q", get("STEPCAST_INBOX_RETENTION"))
 	}
 	if c.TemporalUIPort, err = strconv.Atoi(get("STEPCAST_TEMPORAL_UI_PORT")); err != nil {
 		return c, fmt.Errorf("STEPCAST_TEMPORAL_UI_PORT must be a port number, not %q", get("STEPCAST_TEMPORAL_UI_PORT"))

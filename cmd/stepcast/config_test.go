@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // configTable renders envVars as README.md's table.
@@ -59,13 +60,16 @@ func TestConfigRefusesBadValues(t *testing.T) {
 		"log level":     {"STEPCAST_LOG_LEVEL": "loud"},
 		"log format":    {"STEPCAST_LOG_FORMAT": "xml"},
 		"ui port":       {"STEPCAST_TEMPORAL_UI_PORT": "http"},
+		"retention":     {"STEPCAST_INBOX_RETENTION": "7 days"},
+		"negative":      {"STEPCAST_INBOX_RETENTION": "-1h"},
 	} {
 		if _, err := loadConfig(func(k string) string { return env[k] }); err == nil {
 			t.Errorf("%s: %v accepted", name, env)
 		}
 	}
 	cfg, err := loadConfig(func(k string) string { return map[string]string{"TEMPORAL_ADDRESS": "t:7233"}[k] })
-	if err != nil || cfg.TemporalAddress != "t:7233" || !cfg.temporalFromEnv || cfg.HTTPAddr != ":8080" || cfg.TaskQueue != "stepcast" {
+	if err != nil || cfg.TemporalAddress != "t:7233" || !cfg.temporalFromEnv || cfg.HTTPAddr != ":8080" || cfg.TaskQueue != "stepcast" ||
+		cfg.InboxRetention != 7*24*time.Hour {
 		t.Fatalf("config = %+v, %v", cfg, err)
 	}
 }

@@ -131,13 +131,14 @@ func (d *deps) lineClient() *activities.LineClient {
 }
 
 func (d *deps) enroll() *enroll.Service {
-	return &enroll.Service{Store: d.store, Temporal: d.temporal, TaskQueue: d.cfg.TaskQueue, Metrics: d.metrics, Log: d.log}
+	return &enroll.Service{Store: d.store, Temporal: d.temporal, Namespace: d.cfg.TemporalNamespace, TaskQueue: d.cfg.TaskQueue, Metrics: d.metrics, Log: d.log}
 }
 
 // api returns the API server and the inbox dispatcher behind it.
 func (d *deps) api() (*apiserver.Server, *inbox.Dispatcher) {
 	svc := d.enroll()
 	disp := inbox.NewDispatcher(d.store, svc, d.metrics, d.log)
+	disp.Retention = d.cfg.InboxRetention
 	srv := apiserver.New(apiserver.Config{AdminToken: d.cfg.AdminToken, MaxWebhookBytes: d.cfg.MaxWebhookBytes}, apiserver.Deps{
 		Store: d.store, Temporal: d.temporal, Enroll: svc, Notify: disp.Notify,
 		Sender: &activities.TestSender{Store: d.store, LINE: d.lineClient()},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -115,6 +116,7 @@ func TestWebEvents(t *testing.T) {
 	s.event(ch, "follow", user)
 	waitFor(t, 10*time.Second, "the enrollment", func() bool { return len(s.enrollments(ch)) == 1 })
 
+	var recorded struct{ ID uint } // the id of the last event recorded
 	post := func(key string, body any) (int, errorJSON) {
 		b, _ := json.Marshal(body)
 		req, _ := http.NewRequest("POST", fmt.Sprintf("%s/events/%d", s.url, ch), bytes.NewReader(b))
@@ -127,8 +129,11 @@ func TestWebEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer res.Body.Close()
+		raw, _ := io.ReadAll(res.Body)
 		var e errorJSON
-		_ = json.NewDecoder(res.Body).Decode(&e)
+		_ = json.Unmarshal(raw, &e)
+		recorded.ID = 0
+		_ = json.Unmarshal(raw, &recorded)
 		return res.StatusCode, e
 	}
 	purchase := map[string]any{"userId": user, "type": "purchase", "props": map[string]any{"amount": "4800", "product": "tea"}}
@@ -143,6 +148,7 @@ func TestWebEvents(t *testing.T) {
 		"bad user ID":    {created.EventsKey, map[string]any{"userId": "bob", "type": "page_view"}, 400},
 		"unknown friend": {created.EventsKey, map[string]any{"userId": testenv.UserID(), "type": "page_view"}, 404},
 		"custom no name": {created.EventsKey, map[string]any{"userId": user, "type": "custom"}, 400},
+		"ID too long":    {created.EventsKey, map[string]any{"id": strings.Repeat("x", 129), "userId": user, "type": "page_view"}, 400},
 	} {
 		if code, e := post(c.key, c.body); code != c.status {
 			t.Errorf("%s: %d %+v, want %d", name, code, e, c.status)
@@ -151,9 +157,20 @@ func TestWebEvents(t *testing.T) {
 	if len(s.line.PushesTo(user)) != 0 {
 		t.Fatal("a refused event moved the enrollment")
 	}
+	// The shop's own event ID makes a retried report safe: the same ID
+	// again is the same event, answered 200 with its id.
+	purchase["id"] = "order-1001"
 	if code, e := post(created.EventsKey, purchase); code != http.StatusCreated {
 		t.Fatalf("purchase: %d %+v", code, e)
 	}
+	id := recorded.ID
+	if code, e := post(created.EventsKey, purchase); code != http.StatusOK || recorded.ID != id {
+		t.Fatalf("the purchase reported again: %d %+v, event %d; want 200 and event %d", code, e, recorded.ID, id)
+	}
+	if code, e := post(created.EventsKey, map[string]any{"id": "order-1001", "userId": user, "type": "page_view"}); code != http.StatusConflict {
+		t.Fatalf("another event with the purchase's ID: %d %+v, want 409", code, e)
+	}
+	delete(purchase, "id")
 	waitFor(t, 20*time.Second, "the thanks", func() bool { return len(s.line.PushesTo(user)) == 1 })
 
 	// A browser's preflight is answered.
