@@ -354,7 +354,9 @@ func TestDispatcherStopsOnCancel(t *testing.T) {
 }
 
 // Two dispatchers on one database (two API replicas): the lease lets one
-// apply, so every event is applied once.
+// apply, so every event is applied once. The one that stops hands the
+// lease over: the other applies new events well before the lease would
+// have expired.
 func TestDispatcherLease(t *testing.T) {
 	store := testenv.Postgres(t)
 	var (
@@ -362,6 +364,7 @@ func TestDispatcherLease(t *testing.T) {
 		by = map[string]string{} // label → dispatcher
 	)
 	fakes := map[string]*fakeEnroller{}
+	stops := map[string]func(){}
 	for _, name := range []string{"a", "b"} {
 		fake := newFake(t)
 		fake.Apply = func(_ context.Context, user, label string) error {
@@ -374,7 +377,7 @@ func TestDispatcherLease(t *testing.T) {
 			return nil
 		}
 		fakes[name] = fake
-		start(t, store, fake, nil)
+		_, stops[name] = start(t, store, fake, nil)
 	}
 	var evs []models.WebhookEvent
 	for i := range 40 {
@@ -384,6 +387,19 @@ func TestDispatcherLease(t *testing.T) {
 	waitFor(t, 10*time.Second, "every event applied", func() bool { return fakes["a"].count()+fakes["b"].count() == 40 })
 	if fakes["a"].count() != 0 && fakes["b"].count() != 0 {
 		t.Fatalf("both dispatchers applied events (a %d, b %d)", fakes["a"].count(), fakes["b"].count())
+	}
+
+	leader, other := "a", "b"
+	if fakes["b"].count() != 0 {
+		leader, other = "b", "a"
+	}
+	stops[leader]()
+	stopped := time.Now()
+	insert(t, store, message(1, "U99", "after"))
+	waitFor(t, 10*time.Second, "the other dispatcher to apply a new event", func() bool { return fakes[other].count() == 1 })
+	// The lease lasts 15 s; the other dispatcher polls every 50 ms.
+	if took := time.Since(stopped); took > 5*time.Second {
+		t.Fatalf("the other dispatcher took over %s after the stop: the lease was not released", took)
 	}
 }
 
@@ -499,12 +515,8 @@ func TestDispatcherReplayedPostbackReachesTheRunOnce(t *testing.T) {
 		Update("processed_at", nil).Error; err != nil {
 		t.Fatal(err)
 	}
-	// The next dispatcher takes the lease over; under the same holder name,
-	// so that the test does not wait the lease's 15 s out.
-	next := inbox.NewDispatcher(store, svc, nil, testenv.Logger())
-	next.Poll, next.Holder = 50*time.Millisecond, d.Holder
-	run(t, next)
-	next.Notify()
+	d, _ = start(t, store, svc, nil)
+	d.Notify()
 	waitFor(t, 30*time.Second, "the postback applied again", func() bool { return pending(t, store) == 0 })
 
 	f, err := store.Friend(ctx, ch.ID, user)

@@ -206,8 +206,9 @@ func (d *Dispatcher) Notify() {
 }
 
 // Run applies events until ctx ends. Events being applied then are given
-// up (they stay pending); events applied are marked processed before Run
-// returns, if the database answers within a few seconds.
+// up (they stay pending); events applied are marked processed, and the
+// lease released, before Run returns, if the database answers within a few
+// seconds.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	q := newQueue(max(d.BatchSize, 1))
 	var wg sync.WaitGroup
@@ -225,6 +226,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer cancel()
 	if err := d.mark(fctx, q); err != nil {
 		d.Log.WarnContext(ctx, "webhook inbox: applied events not marked; they will be applied again", "error", err)
+	}
+	// Another replica takes over now rather than when the lease expires,
+	// so a rolling restart does not hold the inbox up for leaseTTL.
+	if err := d.Store.ReleaseLease(fctx, "inbox", d.Holder); err != nil {
+		d.Log.WarnContext(ctx, "webhook inbox: lease not released; another replica takes over when it expires", "error", err)
 	}
 	return nil
 }

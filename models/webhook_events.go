@@ -112,3 +112,10 @@ WHERE leases.holder = excluded.holder OR leases.expires_at < ?`, name, holder, n
 	}
 	return res.RowsAffected == 1, nil
 }
+
+// ReleaseLease gives up the named lease if holder has it, so that another
+// holder takes it at once instead of when it expires.
+func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
+	err := s.DB.WithContext(ctx).Exec("DELETE FROM leases WHERE name = ? AND holder = ?", name, holder).Error
+	return dbError(err, "lease")
+}
