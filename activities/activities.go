@@ -279,14 +279,24 @@ func DisplayName(ctx context.Context, store *models.Store, line LINE, ch *models
 	return name, nil
 }
 
-// FinishEnrollmentInput is how an enrollment ended.
+// FinishEnrollmentInput is how an enrollment ended, and what its row
+// needs if the run ends before the row was written.
 type FinishEnrollmentInput struct {
-	Status string
-	Reason string
+	Status     string
+	Reason     string
+	ChannelID  uint
+	ScenarioID uint
+	Version    int
+	FriendID   uint
+	FollowedAt time.Time
+	StartedAt  time.Time
 }
 
 // FinishEnrollment records the end of the calling workflow's run.
 func (a *Activities) FinishEnrollment(ctx context.Context, in FinishEnrollmentInput) error {
-	info := activity.GetInfo(ctx)
-	return a.Store.FinishEnrollment(ctx, info.WorkflowExecution.ID, info.WorkflowExecution.RunID, in.Status, in.Reason, time.Now())
+	run := activity.GetInfo(ctx).WorkflowExecution
+	return a.Store.FinishEnrollment(ctx, models.Enrollment{
+		ChannelID: in.ChannelID, ScenarioID: in.ScenarioID, ScenarioVersion: in.Version, FriendID: in.FriendID,
+		WorkflowID: run.ID, RunID: run.RunID, FollowedAt: in.FollowedAt.UTC(), StartedAt: in.StartedAt.UTC(),
+	}, in.Status, in.Reason, time.Now())
 }

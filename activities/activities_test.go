@@ -448,3 +448,22 @@ func TestFinishEnrollment(t *testing.T) {
 	require.Equal(t, "blocked", got.ExitReason)
 	require.NotNil(t, got.EndedAt)
 }
+
+// A run that ends before its row was written (the process that started it
+// stopped first) writes the row from what the workflow knows of itself.
+func TestFinishEnrollmentWritesAMissingRow(t *testing.T) {
+	f := newFixture(t)
+	followed := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	_, err := f.env.ExecuteActivity(f.acts.FinishEnrollment, activities.FinishEnrollmentInput{
+		Status: models.EnrollmentCompleted, ChannelID: f.channel.ID, ScenarioID: 7, Version: 2, FriendID: f.friend.ID,
+		FollowedAt: followed, StartedAt: followed.Add(time.Second)})
+	require.NoError(t, err)
+	var got models.Enrollment
+	require.NoError(t, f.store.DB.Where("workflow_id = ? AND run_id = ?", testWorkflowID, testRunID).First(&got).Error)
+	require.Equal(t, models.EnrollmentCompleted, got.Status)
+	require.Equal(t, []uint{f.channel.ID, 7, f.friend.ID}, []uint{got.ChannelID, got.ScenarioID, got.FriendID})
+	require.Equal(t, 2, got.ScenarioVersion)
+	require.True(t, got.FollowedAt.Equal(followed), "followed at %s", got.FollowedAt)
+	require.True(t, got.StartedAt.Equal(followed.Add(time.Second)), "started at %s", got.StartedAt)
+	require.NotNil(t, got.EndedAt)
+}

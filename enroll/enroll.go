@@ -158,7 +158,9 @@ func (s *Service) enroll(ctx context.Context, sc *models.Scenario, version int, 
 		}
 		// A follow applied again (replayed by the inbox, or redelivered
 		// after its record was pruned) once the run it started has ended:
-		// re-entry is for a later follow, not the same one again.
+		// re-entry is for a later follow, not the same one again. The row
+		// is there even if this process stopped before writing it: the
+		// run's end writes it.
 		if len(past) > 0 && !enrolledAt.IsZero() && !past[0].FollowedAt.Before(enrolledAt) {
 			return stepcast.Errorf(stepcast.ECONFLICT, "friend %s was enrolled in scenario %q by this follow already", f.UserID, sc.Key)
 		}
@@ -443,7 +445,7 @@ func (s *Service) Signal(ctx context.Context, f *models.Friend, ev workflows.Fri
 		var nf *serviceerror.NotFound
 		switch {
 		case errors.As(err, &nf):
-			if err := s.Store.FinishEnrollment(ctx, e.WorkflowID, e.RunID, models.EnrollmentCompleted, "", time.Now()); err != nil {
+			if err := s.Store.FinishEnrollment(ctx, e, models.EnrollmentCompleted, "", time.Now()); err != nil {
 				return err
 			}
 		case err != nil:

@@ -509,7 +509,7 @@ func TestFollowAppliedAgainAfterItsRunEndedEnrollsOnce(t *testing.T) {
 		if err := f.temporal.TerminateWorkflow(ctx, e.WorkflowID, e.RunID, "the friend went through"); err != nil {
 			t.Fatal(err)
 		}
-		if err := f.store.FinishEnrollment(ctx, e.WorkflowID, e.RunID, models.EnrollmentCompleted, "", time.Now()); err != nil {
+		if err := f.store.FinishEnrollment(ctx, e, models.EnrollmentCompleted, "", time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -551,5 +551,54 @@ func TestFollowAppliedAgainAfterItsRunEndedEnrollsOnce(t *testing.T) {
 	f.follow(user, t3)
 	if n := count(); n != 2 {
 		t.Fatalf("the second follow applied again after its run ended: %d enrollments, want 2", n)
+	}
+}
+
+// A follow whose process stopped between the workflow's start and the
+// enrollment row, in a scenario the friend may enter again: if the run
+// ends before the follow is applied again, the run's end has written the
+// row, so the follow finds it and does not start a second run.
+func TestFollowAppliedAgainAfterItsUnrecordedRunEndedEnrollsOnce(t *testing.T) {
+	f := newFixture(t)
+	f.publish("hello", "after_exit", `[{"id": "bye", "type": "exit"}]`)
+	w := worker.New(f.temporal, f.queue, &activities.Activities{Store: f.store}, sdkworker.Options{})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	ctx := context.Background()
+
+	// The process stops after the start: its enrollment row is never
+	// written (the service's store refuses it).
+	var stopped atomic.Bool
+	stopped.Store(true)
+	err := f.svc.Store.DB.Callback().Create().Before("gorm:create").Register("test:stop", func(db *gorm.DB) {
+		if db.Statement.Table == "enrollments" && stopped.Load() {
+			_ = db.AddError(fmt.Errorf("the process stopped"))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, at := testenv.UserID(), time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	if err := f.svc.FollowIn(ctx, f.active(), f.channel, user, at); err == nil {
+		t.Fatal("the follow was applied with its enrollment row refused")
+	}
+	wid := workflows.EnrollmentWorkflowID(f.channel, "hello", user)
+	ctxRun, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	var st workflows.State
+	if err := f.temporal.GetWorkflow(ctxRun, wid, "").Get(ctxRun, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Status != workflows.StatusExited {
+		t.Fatalf("the run ended %+v, want exited at its exit node", st)
+	}
+
+	stopped.Store(false)
+	f.follow(user, at) // the inbox applies the follow again
+	e := f.assertOnce(user)
+	if e.Status != models.EnrollmentExited || !e.FollowedAt.Equal(at) || e.EndedAt == nil {
+		t.Fatalf("enrollment %+v, want the first run's, exited, followed at %s", e, at)
 	}
 }

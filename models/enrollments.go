@@ -17,13 +17,21 @@ func (s *Store) RecordEnrollment(ctx context.Context, e *Enrollment) error {
 	return dbError(err, fmt.Sprintf("enrollment %s", e.WorkflowID))
 }
 
-// FinishEnrollment marks a run as ended with a status and reason.
-func (s *Store) FinishEnrollment(ctx context.Context, workflowID, runID, status, reason string, at time.Time) error {
+// FinishEnrollment records how the run ended, from its row's identity
+// (WorkflowID, RunID and the fields a new row needs). A run can end before
+// its row is written: a short scenario outruns the enrollment that started
+// it, or the process stopped between the start and the row. The end then
+// writes the row, so that the same follow applied again finds it and does
+// not start a second run, and RecordEnrollment, coming later, leaves it
+// ended.
+func (s *Store) FinishEnrollment(ctx context.Context, run Enrollment, status, reason string, at time.Time) error {
 	at = at.UTC()
-	err := s.DB.WithContext(ctx).Model(&Enrollment{}).
-		Where("workflow_id = ? AND run_id = ?", workflowID, runID).
-		Updates(map[string]any{"status": status, "exit_reason": reason, "ended_at": &at}).Error
-	return dbError(err, fmt.Sprintf("enrollment %s", workflowID))
+	run.ID, run.Status, run.ExitReason, run.EndedAt = 0, status, reason, &at
+	err := s.DB.WithContext(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "workflow_id"}, {Name: "run_id"}},
+		DoUpdates: clause.AssignmentColumns([]string{"status", "exit_reason", "ended_at", "updated_at"}),
+	}).Create(&run).Error
+	return dbError(err, fmt.Sprintf("enrollment %s", run.WorkflowID))
 }
 
 // RunningEnrollmentsOfFriend lists the friend's enrollments that have not ended.

@@ -580,7 +580,9 @@ func (e *enrollment) finish(ctx workflow.Context, status, reason string) (State,
 	if status == StatusExited {
 		rowStatus = models.EnrollmentExited
 	}
-	err := e.local(ctx, a.FinishEnrollment, activities.FinishEnrollmentInput{Status: rowStatus, Reason: reason}, nil)
+	err := e.local(ctx, a.FinishEnrollment, activities.FinishEnrollmentInput{Status: rowStatus, Reason: reason,
+		ChannelID: e.in.ChannelID, ScenarioID: e.in.ScenarioID, Version: e.in.Version, FriendID: e.in.FriendID,
+		FollowedAt: e.in.EnrolledAt, StartedAt: workflow.GetInfo(ctx).WorkflowStartTime}, nil)
 	if err != nil {
 		return e.state, err
 	}

@@ -78,7 +78,7 @@ func TestEnrollmentOutlivesADatabaseOutage(t *testing.T) {
 			if len(tries) <= 12 {
 				return errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
 			}
-			return f.store.FinishEnrollment(ctx, testWorkflowID, testRunID, in.Status, in.Reason, f.env.Now())
+			return f.store.FinishEnrollment(ctx, models.Enrollment{WorkflowID: testWorkflowID, RunID: testRunID}, in.Status, in.Reason, f.env.Now())
 		})
 	st := f.run(parseFile(t, "testdata/three_steps.yaml"))
 
