@@ -63,6 +63,9 @@ type Server struct {
 	links    *links.Signer
 	metrics  *metrics.Metrics
 	log      *slog.Logger
+	// webhookSecrets are the channel secrets that LINE's webhooks are
+	// checked against.
+	webhookSecrets secretCache
 }
 
 // New returns a server.
