@@ -117,8 +117,10 @@ func (f *fixture) enrollments() []models.Enrollment {
 	return es
 }
 
-// startInput reads the input the workflow was started with.
-func (f *fixture) startInput(wid, runID string) workflows.EnrollmentInput {
+// startInput reads the input the workflow was started with, and whether
+// the server took the start as eager (its first task handed to the worker
+// in the answer).
+func (f *fixture) startInput(wid, runID string) (workflows.EnrollmentInput, bool) {
 	f.t.Helper()
 	it := f.temporal.GetWorkflowHistory(context.Background(), wid, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	ev, err := it.Next()
@@ -126,11 +128,11 @@ func (f *fixture) startInput(wid, runID string) workflows.EnrollmentInput {
 		f.t.Fatal(err)
 	}
 	var in workflows.EnrollmentInput
-	payload := ev.GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0]
-	if err := json.Unmarshal(payload.GetData(), &in); err != nil {
+	started := ev.GetWorkflowExecutionStartedEventAttributes()
+	if err := json.Unmarshal(started.GetInput().GetPayloads()[0].GetData(), &in); err != nil {
 		f.t.Fatal(err)
 	}
-	return in
+	return in, started.GetEagerExecutionAccepted()
 }
 
 // A follow of a new friend is two database round trips (the friend, the
@@ -187,7 +189,10 @@ func TestEnrollmentCountsFromTheFollow(t *testing.T) {
 	user := testenv.UserID()
 	f.follow(user, followed)
 	wid := workflows.EnrollmentWorkflowID(f.channel, "today", user)
-	in := f.startInput(wid, "")
+	in, eager := f.startInput(wid, "")
+	if !eager {
+		t.Error("the start was not eager, though a worker of the task queue runs on the same client")
+	}
 	if !in.EnrolledAt.Equal(followed) {
 		t.Fatalf("started with EnrolledAt %s, want the follow's time %s", in.EnrolledAt, followed)
 	}

@@ -91,7 +91,8 @@ func runDev(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer)
 		return fmt.Errorf("start worker: %w", err)
 	}
 	defer w.Stop()
-	srv, disp := d.api()
+	disp := d.dispatcher()
+	srv := d.api(disp.Notify)
 	l, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return err
