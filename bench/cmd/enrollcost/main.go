@@ -79,14 +79,37 @@ func main() {
 		for _, kind := range []string{"empty", "Enrollment"} {
 			queue := fmt.Sprintf("%s-%s-%d", run, kind, time.Now().UnixNano())
 			stop := startWorker(c, queue, w.opts)
-			m := measure(func() int { return startMany(ctx, c, queue, kind, doc, *starts) })
+			m := measure(func() int { return startMany(ctx, c, queue, kind, doc, *starts, false) })
 			stop()
 			m.print(fmt.Sprintf("start an %s workflow, %s", kind, w.name))
 		}
 	}
 
+	// A start and its first workflow task, together: the whole cost of an
+	// enrollment that runs, plain and eager.
+	for _, kind := range []string{"empty", "Enrollment"} {
+		for _, eager := range []bool{false, true} {
+			queue := fmt.Sprintf("%s-run-%s-%d", run, kind, time.Now().UnixNano())
+			stop := startWorker(c, queue, &stepcastWorker)
+			m := measure(func() int {
+				from := tasksRun.Load()
+				n := startMany(ctx, c, queue, kind, doc, *starts, eager)
+				for tasksRun.Load()-from < int64(n) {
+					time.Sleep(20 * time.Millisecond)
+				}
+				return n
+			})
+			stop()
+			how := "plain"
+			if eager {
+				how = "eager"
+			}
+			m.print(fmt.Sprintf("start an %s workflow (%s) and run its first task, Stepcast's worker", kind, how))
+		}
+	}
+
 	queue := fmt.Sprintf("%s-drain", run)
-	startMany(ctx, c, queue, "Enrollment", doc, *drainN)
+	startMany(ctx, c, queue, "Enrollment", doc, *drainN, false)
 	m := measure(func() int {
 		from := tasksRun.Load()
 		stop := startWorker(c, queue, &stepcastWorker)
@@ -128,14 +151,14 @@ func startWorker(c client.Client, queue string, opts *sdkworker.Options) func() 
 
 // startMany starts n workflows of a kind on queue from 16 goroutines, as
 // enroll starts an enrollment, and returns how many the server accepted.
-func startMany(ctx context.Context, c client.Client, queue, kind string, doc *scenario.Document, n int) int {
+func startMany(ctx context.Context, c client.Client, queue, kind string, doc *scenario.Document, n int, eager bool) int {
 	var next, ok atomic.Int64
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
 			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
 				user := fmt.Sprintf("U%s%024d", benchkit.RandomHex(4), i)
-				opts := client.StartWorkflowOptions{ID: queue + "/" + user, TaskQueue: queue}
+				opts := client.StartWorkflowOptions{ID: queue + "/" + user, TaskQueue: queue, EnableEagerStart: eager}
 				var err error
 				if kind == "empty" {
 					_, err = c.ExecuteWorkflow(ctx, opts, "EmptyWorkflow")
