@@ -182,14 +182,6 @@ func (s *Service) enroll(ctx context.Context, sc *models.Scenario, version int, 
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    reuse,
 		TypedSearchAttributes:    workflows.StartSearchAttributes(sc.ChannelID, sc.Key, f.UserID, doc),
-		// Where a worker of the task queue runs on this client (the
-		// worker process, whose inbox dispatcher enrolls, and dev mode)
-		// and has a free slot, the server answers the start with the
-		// first workflow task for that worker: no trip through matching,
-		// no poll, and no task-queue backlog in a burst of follows, where
-		// a backlogged first task cost the server several times its
-		// start. Elsewhere the SDK asks for a plain start.
-		EnableEagerStart: true,
 	}, workflows.EnrollmentWorkflow, workflows.EnrollmentInput{
 		ChannelID: sc.ChannelID, ScenarioID: sc.ID, ScenarioKey: sc.Key, Version: version,
 		FriendID: f.ID, UserID: f.UserID, Document: *doc, EnrolledAt: enrolledAt,

@@ -91,8 +91,7 @@ func runDev(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer)
 		return fmt.Errorf("start worker: %w", err)
 	}
 	defer w.Stop()
-	disp := d.dispatcher()
-	srv := d.api(disp.Notify)
+	srv, disp := d.api()
 	l, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return err

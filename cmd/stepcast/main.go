@@ -36,9 +36,8 @@ const usage = `usage: stepcast <command> [arguments]
 commands:
   dev          run everything on this machine: Temporal dev server with its Web UI,
                worker, API, embedded database and fake LINE (see README.md)
-  api          run the admin API and the LINE webhook (which stores events in the inbox)
-  worker       run the Temporal worker that executes enrollments, and the inbox
-               dispatcher that enrolls friends behind the webhook
+  api          run the admin API, the LINE webhook and the webhook inbox dispatcher
+  worker       run the Temporal worker that executes enrollments
   migrate      create or update the database schema and register Temporal search attributes
   scenario     validate scenario files, or apply one to a running Stepcast
   webhook      send a signed follow or unfollow webhook to a running Stepcast (dev helper)
@@ -135,25 +134,17 @@ func (d *deps) enroll() *enroll.Service {
 	return &enroll.Service{Store: d.store, Temporal: d.temporal, Namespace: d.cfg.TemporalNamespace, TaskQueue: d.cfg.TaskQueue, Metrics: d.metrics, Log: d.log}
 }
 
-// api returns the API server. notify, when set, wakes an inbox dispatcher
-// in the same process (dev mode) as soon as webhook events are stored;
-// the worker's dispatcher finds them at its next poll.
-func (d *deps) api(notify func()) *apiserver.Server {
-	return apiserver.New(apiserver.Config{AdminToken: d.cfg.AdminToken, MaxWebhookBytes: d.cfg.MaxWebhookBytes}, apiserver.Deps{
-		Store: d.store, Temporal: d.temporal, Enroll: d.enroll(), Notify: notify,
+// api returns the API server and the inbox dispatcher behind it.
+func (d *deps) api() (*apiserver.Server, *inbox.Dispatcher) {
+	svc := d.enroll()
+	disp := inbox.NewDispatcher(d.store, svc, d.metrics, d.log)
+	disp.Retention = d.cfg.InboxRetention
+	srv := apiserver.New(apiserver.Config{AdminToken: d.cfg.AdminToken, MaxWebhookBytes: d.cfg.MaxWebhookBytes}, apiserver.Deps{
+		Store: d.store, Temporal: d.temporal, Enroll: svc, Notify: disp.Notify,
 		Sender: &activities.TestSender{Store: d.store, LINE: d.lineClient()},
 		Links:  d.signer(), Metrics: d.metrics, Log: d.log,
 	})
-}
-
-// dispatcher is the inbox dispatcher, which enrolls friends behind the
-// webhook. It runs beside the worker, on the worker's client, so that its
-// starts are eager (see enroll): a new enrollment's first workflow task
-// comes back in the start's answer instead of through the task queue.
-func (d *deps) dispatcher() *inbox.Dispatcher {
-	disp := inbox.NewDispatcher(d.store, d.enroll(), d.metrics, d.log)
-	disp.Retention = d.cfg.InboxRetention
-	return disp
+	return srv, disp
 }
 
 func (d *deps) signer() *links.Signer { return &links.Signer{Secret: []byte(d.cfg.LinkSecret)} }
@@ -173,7 +164,11 @@ func runAPI(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer d.close()
-	return serveHTTP(ctx, cfg.HTTPAddr, d.api(nil).Handler(), log)
+	srv, disp := d.api()
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return serveHTTP(ctx, cfg.HTTPAddr, srv.Handler(), log) })
+	g.Go(func() error { return disp.Run(ctx) })
+	return g.Wait()
 }
 
 func runWorker(ctx context.Context, cfg config, log *slog.Logger) error {
@@ -189,11 +184,7 @@ func runWorker(ctx context.Context, cfg config, log *slog.Logger) error {
 	defer w.Stop()
 	ops := apiserver.New(apiserver.Config{}, apiserver.Deps{Store: d.store, Temporal: d.temporal, Metrics: d.metrics, Log: log})
 	log.Info("worker started", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress)
-	disp := d.dispatcher()
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serveHTTP(ctx, cfg.WorkerHTTPAddr, ops.OpsHandler(), log) })
-	g.Go(func() error { return disp.Run(ctx) })
-	return g.Wait()
+	return serveHTTP(ctx, cfg.WorkerHTTPAddr, ops.OpsHandler(), log)
 }
 
 // runMigrate updates the schema and registers the search attributes. It

@@ -1,9 +1,8 @@
 package main
 
 // The worker runs in a child process (this program started again with the
-// worker-child argument), as `stepcast worker` does in production, with
-// the webhook inbox dispatcher on the worker's client (its starts eager),
-// so that its memory is its own: /memstats collects garbage and reports the Go
+// worker-child argument), as `stepcast worker` does in production, so that
+// its memory is its own: /memstats collects garbage and reports the Go
 // heap. The child also runs the reference workers (the empty and the
 // baseline workflows) on their own task queues.
 
@@ -29,7 +28,6 @@ import (
 
 	"github.com/stepcast/stepcast/activities"
 	"github.com/stepcast/stepcast/enroll"
-	"github.com/stepcast/stepcast/inbox"
 	"github.com/stepcast/stepcast/links"
 	"github.com/stepcast/stepcast/metrics"
 	"github.com/stepcast/stepcast/models"
@@ -134,11 +132,6 @@ func runChild() error {
 		}
 		defer x.Stop()
 	}
-
-	disp := inbox.NewDispatcher(store, svc, m, log)
-	dispDone := make(chan struct{})
-	go func() { defer close(dispDone); _ = disp.Run(ctx) }()
-	defer func() { cancel(); <-dispDone }()
 
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.Handler())

@@ -13,8 +13,8 @@
 //     friend.
 //
 // It starts its own Temporal dev server from bin/temporal (or uses
-// -temporal-address), its own PostgreSQL database, Stepcast's API in this
-// process and Stepcast's worker with its inbox dispatcher in a child
+// -temporal-address), its own PostgreSQL database, Stepcast's API and
+// inbox dispatcher in this process and Stepcast's worker in a child
 // process, and writes a Markdown report (see BENCHMARKS.md).
 package main
 
@@ -180,7 +180,7 @@ func run(ctx context.Context, o options) error {
 	b.res.Database = db.Name
 	_ = db.Admin.DB.Raw("SHOW server_version").Scan(&b.res.PGVersion).Error
 
-	progress("starting Stepcast: API here, worker and inbox dispatcher in a child process")
+	progress("starting Stepcast: API and inbox dispatcher here, worker in a child process")
 	sys, err := startSystem(ctx, systemConfig{DatabaseURL: db.URL, DBMaxOpen: o.dbMaxOpen, DBMaxIdle: o.dbMaxIdle, WorkerPollers: o.workerPollers, WorkerCache: o.workerCache, TemporalAddress: addr,
 		Namespace: o.namespace, WorkerLog: filepath.Join(tmp, "worker.log")}, log)
 	if err != nil {

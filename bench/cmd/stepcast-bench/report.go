@@ -171,7 +171,7 @@ func (r *results) markdown() string {
 	if r.Opts.dbMaxOpen > 0 || r.Opts.dbMaxIdle > 0 || r.Opts.workerPollers > 0 || r.Opts.workerCache > 0 {
 		p("- **Experiment, not the production configuration**: %s", strings.Join(experiments(r.Opts), "; "))
 	}
-	p("- Layout: the load generator, Stepcast's API (`apiserver` as `stepcast api` builds it) and the fake LINE in one process; Stepcast's worker and its inbox dispatcher (`worker`, `inbox`, `enroll` as `stepcast worker` builds them, the dispatcher's starts eager on the worker's client) and the reference workers in a child process; the Temporal server and PostgreSQL in their own. All on this one machine.")
+	p("- Layout: the load generator, Stepcast's API and inbox dispatcher (`apiserver`, `inbox`, `enroll` as `stepcast api` builds them) and the fake LINE in one process; Stepcast's worker (as `stepcast worker` builds it) and the reference workers in a child process; the Temporal server and PostgreSQL in their own. All on this one machine.")
 	p("- Load average (1, 5, 15 min): %s at the start, %s at the end. The machine is shared with other engineers' test runs. The CPU columns below give the CPUs busy (of %d) during a phase, split into this run's processes (benchmark and API, worker, Temporal server) and everything else, which includes the PostgreSQL server that this run shares with the others.", r.LoadStart, r.LoadEnd, m.CPUs)
 	p("")
 
@@ -247,7 +247,7 @@ func (r *results) markdown() string {
 		outs = append(outs, fmt.Sprintf("%s %.0f", k, v))
 	}
 	sort.Strings(outs)
-	p("Worker send outcomes (`stepcast_sends_total`): %s. Warnings and errors logged: worker and dispatcher %d (of which slow SQL over 500 ms: %d), API %d (slow SQL: %d).",
+	p("Worker send outcomes (`stepcast_sends_total`): %s. Warnings and errors logged: worker %d (of which slow SQL over 500 ms: %d), API and dispatcher %d (slow SQL: %d).",
 		strings.Join(outs, ", "), r.WorkerLog.Lines, r.WorkerLog.SlowSQL, r.APILog.Lines, r.APILog.SlowSQL)
 	return w.String()
 }
@@ -312,7 +312,7 @@ func (r *results) ingestSection(p func(string, ...any)) {
 	}
 	p("The generator was at most %s late sending a request; the load average was %s when the load ended. While the load ran, %d of the %d follows were enrolled already; the rest waited in the inbox.", ms(l.MaxLag), ir.LoadAvg, ir.EnrolledAtLoadEnd, l.OK)
 	p("")
-	p("Backlog over time: pending rows in `webhook_events`, and the `stepcast_webhook_inbox_backlog` gauge that the worker reports at `/metrics` (its dispatcher updates it at each batch of up to 500); enrollment rows; workflows *running*, that is whose first workflow task has run (the growth of the worker's count of `Enrollment` workflow tasks, `temporal_workflow_task_execution_latency_seconds_count`: each new enrollment runs one task and sleeps); and the Temporal task queue's approximate backlog of workflow tasks and the age of the oldest (server statistics, refreshed every few seconds):")
+	p("Backlog over time: pending rows in `webhook_events`, and the `stepcast_webhook_inbox_backlog` gauge that the API reports at `/metrics` (the dispatcher updates it at each batch of up to 500); enrollment rows; workflows *running*, that is whose first workflow task has run (the growth of the worker's count of `Enrollment` workflow tasks, `temporal_workflow_task_execution_latency_seconds_count`: each new enrollment runs one task and sleeps); and the Temporal task queue's approximate backlog of workflow tasks and the age of the oldest (server statistics, refreshed every few seconds):")
 	p("")
 	p("| t | inbox pending | gauge | enrolled | running | task queue backlog (oldest) |")
 	p("|---|---|---|---|---|---|")
@@ -341,13 +341,13 @@ func (r *results) enrollSection(p func(string, ...any)) {
 	e := r.Empty
 	p("### 2. Enrollment")
 	p("")
-	p("Stepcast: from the first follow request to the last enrollment row (`enrollments.started_at`, written after Temporal accepted the start): %d friends in %s, **%.1f/s**; after the webhook load ended, the backlog drained at %.1f/s. The dispatcher's fetcher reads the inbox a page at a time (and the channel's active scenarios once per page) and hands each friend's events to one of 16 long-lived lanes; a follow is: insert the friend, start the workflow (`ExecuteWorkflow`, one gRPC call, eager: the answer carries the first workflow task for the worker in the same process), insert the enrollment row; applied events are marked processed in bulk. CPUs busy from the first follow to the drained inbox: %.2f (this run %.2f, others %.2f).",
+	p("Stepcast: from the first follow request to the last enrollment row (`enrollments.started_at`, written after Temporal accepted the start): %d friends in %s, **%.1f/s**; after the webhook load ended, the backlog drained at %.1f/s. The dispatcher's fetcher reads the inbox a page at a time (and the channel's active scenarios once per page) and hands each friend's events to one of 16 long-lived lanes; a follow is: insert the friend, start the workflow (`ExecuteWorkflow`, one gRPC call), insert the enrollment row; applied events are marked processed in bulk. CPUs busy from the first follow to the drained inbox: %.2f (this run %.2f, others %.2f).",
 		ir.Enrolled, ir.LastEnrolled.Sub(ir.FirstFollow).Round(time.Second), ir.EnrollRate, ir.DrainRate, ir.DrainCPU.Total, ir.DrainCPU.Ours, ir.DrainCPU.Others)
 	p("")
 	if !ir.AllRunning.IsZero() {
 		d := ir.AllRunning.Sub(ir.FirstFollow)
-		p("An enrollment row means Temporal accepted the start; the workflow runs when the worker takes its first workflow task. The last new workflow ran its first task %s after the first follow (%s after the last enrollment row; the task queue's oldest waiting task was at most %s old), so friends enrolled *and running*: **%.1f/s**. A lag would not move steps: `days`/`at` waits count from the follow's own timestamp, passed in the workflow's input.",
-			d.Round(time.Second), ir.AllRunning.Sub(ir.LastEnrolled).Round(time.Second), ir.MaxTaskAge.Round(time.Second), float64(ir.Enrolled)/d.Seconds())
+		p("An enrollment row means Temporal accepted the start; the workflow runs when the worker takes its first workflow task. The worker fell behind the starts: its task queue held tasks up to %s old, and the last new workflow ran its first task %s after the first follow (%s after the last enrollment row), so friends enrolled *and running*: **%.1f/s**. The lag does not move steps: `days`/`at` waits count from the follow's own timestamp, passed in the workflow's input.",
+			ir.MaxTaskAge.Round(time.Second), d.Round(time.Second), ir.AllRunning.Sub(ir.LastEnrolled).Round(time.Second), float64(ir.Enrolled)/d.Seconds())
 		p("")
 	}
 	if ir.DB.Commits > 0 && ir.Enrolled > 0 {
@@ -360,7 +360,7 @@ func (r *results) enrollSection(p func(string, ...any)) {
 	if e.Done > 0 && !ir.AllRunning.IsZero() {
 		done := float64(e.N-e.Errors) / e.Done.Seconds()
 		running := float64(ir.Enrolled) / ir.AllRunning.Sub(ir.FirstFollow).Seconds()
-		p("Their worker ran the last of them to its end %s after the first start: %.1f empty workflows started *and run* per second. Against that, Stepcast's enrollments started and running: %.1f / %.1f = %.2f. This is not the target's measure, which counts starts alone; it is given because a start whose first task has not run has not begun its scenario, and both sides pay for that task here.",
+		p("Their worker ran the last of them to its end %s after the first start (polled through visibility every half second): %.1f empty workflows started *and run* per second. Against that, Stepcast's enrollments started and running: %.1f / %.1f = %.2f. This is not the target's measure, which counts starts alone; it is given because a start whose first task has not run has not begun its scenario, and both sides pay for that task here.",
 			e.Done.Round(time.Millisecond), done, running, done, running/done)
 	}
 	if a := r.EmptyAfter; a != nil {

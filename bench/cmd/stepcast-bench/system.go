@@ -1,9 +1,8 @@
 package main
 
-// The system under test: Stepcast's API in this process, built from the
-// same blocks as `stepcast api`, the worker with its webhook inbox
-// dispatcher in a child process (child.go), as `stepcast worker`, and the
-// fake LINE server.
+// The system under test: Stepcast's API with its webhook inbox dispatcher
+// in this process, built from the same blocks as `stepcast api`, the
+// worker in a child process (child.go), and the fake LINE server.
 
 import (
 	"bytes"
@@ -29,6 +28,7 @@ import (
 	"github.com/stepcast/stepcast/bench/internal/benchkit"
 	"github.com/stepcast/stepcast/enroll"
 	"github.com/stepcast/stepcast/fakeline"
+	"github.com/stepcast/stepcast/inbox"
 	"github.com/stepcast/stepcast/links"
 	"github.com/stepcast/stepcast/metrics"
 	"github.com/stepcast/stepcast/models"
@@ -60,6 +60,8 @@ type system struct {
 	queue    string
 	emptyQ   string
 	baseQ    string
+	cancel   context.CancelFunc
+	done     chan struct{}
 
 	mu       sync.Mutex
 	taskBase map[uint]float64 // per channel: the worker's Enrollment tasks when it was made
@@ -81,7 +83,7 @@ func startSystem(ctx context.Context, cfg systemConfig, log *slog.Logger) (*syst
 	if err != nil {
 		return nil, err
 	}
-	s := &system{log: log, taskBase: map[uint]float64{}, line: line, ns: cfg.Namespace,
+	s := &system{log: log, taskBase: map[uint]float64{}, line: line, done: make(chan struct{}), ns: cfg.Namespace,
 		queue: "bench-" + benchkit.RandomHex(4), emptyQ: "bench-empty-" + benchkit.RandomHex(4), baseQ: "bench-baseline-" + benchkit.RandomHex(4)}
 	s.pushes = &pushCounter{h: line.Handler(), ok: map[string][]time.Time{}, failed: map[string]int{}}
 	s.lineSrv = httptest.NewServer(s.pushes)
@@ -112,17 +114,20 @@ func startSystem(ctx context.Context, cfg systemConfig, log *slog.Logger) (*syst
 	}
 	s.apiURL = "http://" + l.Addr().String()
 
-	// As deps.api(nil) in cmd/stepcast/main.go: the dispatcher is in the
-	// worker's process, which finds stored events at its next poll.
+	// As deps.api() in cmd/stepcast/main.go.
 	svc := &enroll.Service{Store: s.store, Temporal: s.temporal, TaskQueue: s.queue, Metrics: s.metrics, Log: log}
+	disp := inbox.NewDispatcher(s.store, svc, s.metrics, log)
 	lineClient := &activities.LineClient{Endpoint: s.lineSrv.URL, HTTP: &http.Client{Timeout: 20 * time.Second}}
 	api := apiserver.New(apiserver.Config{AdminToken: adminToken, MaxWebhookBytes: 1 << 20}, apiserver.Deps{
-		Store: s.store, Temporal: s.temporal, Enroll: svc,
+		Store: s.store, Temporal: s.temporal, Enroll: svc, Notify: disp.Notify,
 		Sender: &activities.TestSender{Store: s.store, LINE: lineClient},
 		Links:  &links.Signer{Secret: []byte(linkSecret)}, Metrics: s.metrics, Log: log,
 	})
 	s.httpSrv = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
 	go func() { _ = s.httpSrv.Serve(l) }()
+	dctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go func() { defer close(s.done); _ = disp.Run(dctx) }()
 
 	s.child, err = startChild(childConfig{DatabaseURL: cfg.DatabaseURL, DBMaxOpen: cfg.DBMaxOpen, DBMaxIdle: cfg.DBMaxIdle, WorkerPollers: cfg.WorkerPollers, WorkerCache: cfg.WorkerCache,
 		TemporalAddress: cfg.TemporalAddress, Namespace: cfg.Namespace, TaskQueue: s.queue,
@@ -138,6 +143,10 @@ func startSystem(ctx context.Context, cfg systemConfig, log *slog.Logger) (*syst
 func (s *system) close() {
 	if s.child != nil {
 		s.child.stop()
+	}
+	if s.cancel != nil {
+		s.cancel()
+		<-s.done
 	}
 	if s.httpSrv != nil {
 		_ = s.httpSrv.Close()
@@ -235,12 +244,12 @@ func (s *system) count(ctx context.Context, sql string, args ...any) (int64, err
 }
 
 // backlog is the inbox's pending events, read from the database, and the
-// stepcast_webhook_inbox_backlog gauge that the worker's dispatcher reports.
+// stepcast_webhook_inbox_backlog gauge that the API reports.
 func (s *system) backlog(ctx context.Context) (db int64, gauge float64, err error) {
 	if db, err = s.count(ctx, "SELECT count(*) FROM webhook_events WHERE processed_at IS NULL"); err != nil {
 		return
 	}
-	m, err := scrapeMetrics(ctx, s.child.url+"/metrics", "stepcast_webhook_inbox_backlog")
+	m, err := scrapeMetrics(ctx, s.apiURL+"/metrics", "stepcast_webhook_inbox_backlog")
 	return db, m["stepcast_webhook_inbox_backlog"], err
 }
 
