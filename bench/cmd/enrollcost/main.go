@@ -94,9 +94,7 @@ func main() {
 			m := measure(func() int {
 				from := tasksRun.Load()
 				n := startMany(ctx, c, queue, kind, doc, *starts, eager)
-				for tasksRun.Load()-from < int64(n) {
-					time.Sleep(20 * time.Millisecond)
-				}
+				waitTasks(from, n)
 				return n
 			})
 			stop()
@@ -114,9 +112,7 @@ func main() {
 		from := tasksRun.Load()
 		stop := startWorker(c, queue, &stepcastWorker)
 		defer stop()
-		for tasksRun.Load()-from < int64(*drainN) {
-			time.Sleep(20 * time.Millisecond)
-		}
+		waitTasks(from, *drainN)
 		return *drainN
 	})
 	m.print("first workflow task of a new Enrollment, Stepcast's worker draining a backlog")
@@ -150,7 +146,8 @@ func startWorker(c client.Client, queue string, opts *sdkworker.Options) func() 
 }
 
 // startMany starts n workflows of a kind on queue from 16 goroutines, as
-// enroll starts an enrollment, and returns how many the server accepted.
+// enroll starts an enrollment (eager: asking for eager starts), and
+// returns how many the server accepted.
 func startMany(ctx context.Context, c client.Client, queue, kind string, doc *scenario.Document, n int, eager bool) int {
 	var next, ok atomic.Int64
 	var wg sync.WaitGroup
@@ -303,6 +300,13 @@ func ownCPU() float64 {
 
 // tasksRun counts the workflow tasks this process's workers have run.
 var tasksRun atomic.Int64
+
+// waitTasks waits until n workflow tasks have run since tasksRun was from.
+func waitTasks(from int64, n int) {
+	for tasksRun.Load()-from < int64(n) {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
 
 // taskCounter is a metrics handler that counts workflow tasks (the SDK
 // times each) and drops the rest.

@@ -362,8 +362,8 @@ func (b *bench) delivery(ctx context.Context) error {
 	// The rate that matters is of workflows running, not of starts: a
 	// `days/at` wait is set when the workflow's first task runs.
 	rate := 40.0
-	if ir := b.res.Ingest; ir != nil && !ir.AllRunning.IsZero() {
-		rate = float64(ir.Enrolled) / ir.AllRunning.Sub(ir.FirstFollow).Seconds()
+	if ir := b.res.Ingest; ir != nil && ir.RunningRate() > 0 {
+		rate = ir.RunningRate()
 	} else if b.res.Empty != nil && b.res.Empty.Rate > 0 {
 		rate = b.res.Empty.Rate / 6
 	}

@@ -87,6 +87,15 @@ type ingestResult struct {
 	DB                dbStat
 }
 
+// RunningRate is friends enrolled *and running* (first workflow task run)
+// per second from the first follow; 0 when not every workflow ran.
+func (ir *ingestResult) RunningRate() float64 {
+	if ir.AllRunning.IsZero() {
+		return 0
+	}
+	return float64(ir.Enrolled) / ir.AllRunning.Sub(ir.FirstFollow).Seconds()
+}
+
 type memSample struct {
 	Label    string
 	Sleeping int64
@@ -347,7 +356,7 @@ func (r *results) enrollSection(p func(string, ...any)) {
 	if !ir.AllRunning.IsZero() {
 		d := ir.AllRunning.Sub(ir.FirstFollow)
 		p("An enrollment row means Temporal accepted the start; the workflow runs when the worker takes its first workflow task. The worker fell behind the starts: its task queue held tasks up to %s old, and the last new workflow ran its first task %s after the first follow (%s after the last enrollment row), so friends enrolled *and running*: **%.1f/s**. The lag does not move steps: `days`/`at` waits count from the follow's own timestamp, passed in the workflow's input.",
-			ir.MaxTaskAge.Round(time.Second), d.Round(time.Second), ir.AllRunning.Sub(ir.LastEnrolled).Round(time.Second), float64(ir.Enrolled)/d.Seconds())
+			ir.MaxTaskAge.Round(time.Second), d.Round(time.Second), ir.AllRunning.Sub(ir.LastEnrolled).Round(time.Second), ir.RunningRate())
 		p("")
 	}
 	if ir.DB.Commits > 0 && ir.Enrolled > 0 {
@@ -357,9 +366,8 @@ func (r *results) enrollSection(p func(string, ...any)) {
 		p("")
 	}
 	p("Reference: %d empty workflows started from %d goroutines (one client, the worker process running them on their own task queue) in %s: **%.1f starts/s** (%d errors) on the fresh server, before the ingest.", e.N, e.Concurrency, e.Elapsed.Round(time.Millisecond), e.Rate, e.Errors)
-	if e.Done > 0 && !ir.AllRunning.IsZero() {
+	if running := ir.RunningRate(); e.Done > 0 && running > 0 {
 		done := float64(e.N-e.Errors) / e.Done.Seconds()
-		running := float64(ir.Enrolled) / ir.AllRunning.Sub(ir.FirstFollow).Seconds()
 		p("Their worker ran the last of them to its end %s after the first start (polled through visibility every half second): %.1f empty workflows started *and run* per second. Against that, Stepcast's enrollments started and running: %.1f / %.1f = %.2f. This is not the target's measure, which counts starts alone; it is given because a start whose first task has not run has not begun its scenario, and both sides pay for that task here.",
 			e.Done.Round(time.Millisecond), done, running, done, running/done)
 	}
