@@ -57,6 +57,7 @@ type options struct {
 	duration    time.Duration
 	refDuration time.Duration
 	emptyN      int
+	emptyBurst  int
 	emptyConc   int
 	friends     int
 	steps       int
@@ -93,7 +94,8 @@ func main() {
 	flag.Float64Var(&o.rate, "rate", 500, "webhook requests per second (open loop)")
 	flag.DurationVar(&o.duration, "duration", 60*time.Second, "how long the webhook load runs")
 	flag.DurationVar(&o.refDuration, "ref-duration", 20*time.Second, "how long the same load runs against GET /healthz, the ingest reference")
-	flag.IntVar(&o.emptyN, "empty-workflows", 2000, "empty workflows started for the enrollment reference")
+	flag.IntVar(&o.emptyN, "empty-workflows", 0, "empty workflows started for the enrollment reference (0: as many as the ingest's follows, -rate × -duration)")
+	flag.IntVar(&o.emptyBurst, "empty-burst", 2000, "empty workflows started in a short burst, shown beside the reference")
 	flag.IntVar(&o.emptyConc, "empty-concurrency", 16, "goroutines starting them (the inbox dispatcher applies events in 16 lanes)")
 	flag.IntVar(&o.friends, "friends", 5000, "friends due at the same moment in the step delivery test (and baseline workflows)")
 	flag.IntVar(&o.steps, "steps", 1, "steps per friend in the delivery test; after the first (due at one moment for all), each is due 1s after the previous")
@@ -210,12 +212,26 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	if slices.Contains(phases, "ingest") || slices.Contains(phases, "delivery") {
-		progress("warming the server up: %d empty workflows", max(o.emptyN/10, 100))
-		if _, err := b.emptyStarts(ctx, "warmup", max(o.emptyN/10, 100)); err != nil {
+		progress("warming the server up: 200 empty workflows")
+		if _, err := b.emptyStarts(ctx, "warmup", 200); err != nil {
 			return err
 		}
-		progress("reference: starting %d empty workflows from %d goroutines", o.emptyN, o.emptyConc)
-		if b.res.Empty, err = b.emptyStarts(ctx, "before", o.emptyN); err != nil {
+		progress("a burst of %d empty workflows from %d goroutines", o.emptyBurst, o.emptyConc)
+		if b.res.EmptyBurst, err = b.emptyStarts(ctx, "burst", o.emptyBurst); err != nil {
+			return err
+		}
+		progress("  %.1f starts/s", b.res.EmptyBurst.Rate)
+	}
+	if slices.Contains(phases, "ingest") {
+		// The reference starts as many workflows as the ingest enrolls: a
+		// short burst is accepted faster than the server can keep up, as the
+		// work each start leaves behind runs after it is acknowledged.
+		n := o.emptyN
+		if n == 0 {
+			n = int(o.rate * o.duration.Seconds())
+		}
+		progress("reference: starting %d empty workflows from %d goroutines", n, o.emptyConc)
+		if b.res.Empty, err = b.emptyStarts(ctx, "reference", n); err != nil {
 			return err
 		}
 		progress("  %.1f starts/s", b.res.Empty.Rate)
@@ -223,13 +239,6 @@ func run(ctx context.Context, o options) error {
 	step("footprint", b.footprint)
 	step("ingest", b.ingest)
 	step("delivery", b.delivery)
-	if b.res.Empty != nil && ctx.Err() == nil {
-		progress("reference again, on the server as the run left it: %d empty workflows", o.emptyN)
-		if e, err := b.emptyStarts(ctx, "after", o.emptyN); err == nil {
-			b.res.EmptyAfter = e
-			progress("  %.1f starts/s", e.Rate)
-		}
-	}
 	if sends, err := scrapeByLabel(ctx, sys.child.url+"/metrics", "stepcast_sends_total", "outcome"); err == nil {
 		b.res.SendOutcomes = sends
 	}
@@ -350,8 +359,9 @@ func (b *bench) emptyStarts(ctx context.Context, tag string, n int) (*emptyResul
 	if e, ok := firstErr.Load().(string); ok {
 		r.FirstError = e
 	}
-	// Let the worker finish them before the next phase.
-	deadline := time.Now().Add(2 * time.Minute)
+	// Let the worker finish them before the next phase; a backlog of first
+	// tasks drains at tens a second here, so allow for that.
+	deadline := time.Now().Add(2*time.Minute + time.Duration(n)*50*time.Millisecond)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		left, err := b.sys.countWorkflows(ctx, fmt.Sprintf("TaskQueue = '%s' AND ExecutionStatus = 'Running'", b.sys.emptyQ))
 		if err == nil && left == 0 {

@@ -364,8 +364,8 @@ func (b *bench) delivery(ctx context.Context) error {
 	rate := 40.0
 	if ir := b.res.Ingest; ir != nil && ir.RunningRate() > 0 {
 		rate = ir.RunningRate()
-	} else if b.res.Empty != nil && b.res.Empty.Rate > 0 {
-		rate = b.res.Empty.Rate / 6
+	} else if e := b.res.startRate(); e > 0 {
+		rate = e / 6
 	}
 	est := time.Duration((float64(F)/rate*1.2 + float64(F)/o.rate + 15) * float64(time.Second))
 	due := time.Now().Add(est).Truncate(time.Minute).Add(time.Minute).UTC()
@@ -446,8 +446,8 @@ func (b *bench) delivery(ctx context.Context) error {
 
 	// The baseline: the same friends and steps, in the samples' style.
 	srate := 50.0
-	if b.res.Empty != nil && b.res.Empty.Rate > 0 {
-		srate = b.res.Empty.Rate
+	if e := b.res.startRate(); e > 0 {
+		srate = e
 	}
 	due2 := time.Now().Add(time.Duration((float64(F)/srate*1.5 + 20) * float64(time.Second))).Truncate(time.Second)
 	dr.BaselineDue = due2

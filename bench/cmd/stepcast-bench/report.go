@@ -24,8 +24,8 @@ type results struct {
 	PGVersion       string
 	Database        string
 	LogDir          string
-	Empty           *emptyResult
-	EmptyAfter      *emptyResult
+	Empty           *emptyResult // the enrollment reference, as many as the ingest's follows
+	EmptyBurst      *emptyResult
 	Healthz         *loadResult
 	HealthzCPU      cpuUse
 	Ingest          *ingestResult
@@ -39,6 +39,17 @@ type results struct {
 	WorkerLog       logCount
 	APILog          logCount
 	Notes           []string
+}
+
+// startRate is the server's best-known rate of starting empty workflows,
+// for planning how far ahead to set a due time.
+func (r *results) startRate() float64 {
+	for _, e := range []*emptyResult{r.Empty, r.EmptyBurst} {
+		if e != nil && e.Rate > 0 {
+			return e.Rate
+		}
+	}
+	return 0
 }
 
 type emptyResult struct {
@@ -200,8 +211,8 @@ func (r *results) markdown() string {
 	}
 	if ir := r.Ingest; ir != nil && r.Empty != nil {
 		q := ir.EnrollRate / r.Empty.Rate
-		p("| 2 | enrollment: friends enrolled/s from follow events | %.1f/s (%d friends) | empty workflow starts: %.1f/s | %.2f | ≥ 0.90 | %s |",
-			ir.EnrollRate, ir.Enrolled, r.Empty.Rate, q, verdict(q >= 0.9, fmt.Sprintf("%.2f of the reference, %.0f%% short", q, (0.9-q)/0.9*100)))
+		p("| 2 | enrollment: friends enrolled/s from follow events | %.1f/s (%d friends) | %d empty workflow starts: %.1f/s | %.2f | ≥ 0.90 | %s |",
+			ir.EnrollRate, ir.Enrolled, r.Empty.N, r.Empty.Rate, q, verdict(q >= 0.9, fmt.Sprintf("%.2f of the reference, %.0f%% short", q, (0.9-q)/0.9*100)))
 	}
 	if d := r.Delivery; d != nil && d.Baseline.Rate > 0 {
 		q := d.Stepcast.Rate / d.Baseline.Rate
@@ -365,14 +376,14 @@ func (r *results) enrollSection(p func(string, ...any)) {
 			float64(ir.DB.Commits)/n, float64(ir.DB.Inserted)/n, float64(ir.DB.Updated)/n, ir.DB.Sessions, float64(ir.DB.Sessions)/n)
 		p("")
 	}
-	p("Reference: %d empty workflows started from %d goroutines (one client, the worker process running them on their own task queue) in %s: **%.1f starts/s** (%d errors) on the fresh server, before the ingest.", e.N, e.Concurrency, e.Elapsed.Round(time.Millisecond), e.Rate, e.Errors)
+	p("Reference: %d empty workflows, as many as the follows, started from %d goroutines (one client, the worker process running them on their own task queue) in %s: **%.1f starts/s** (%d errors) on the fresh server, before the ingest.", e.N, e.Concurrency, e.Elapsed.Round(time.Millisecond), e.Rate, e.Errors)
 	if running := ir.RunningRate(); e.Done > 0 && running > 0 {
 		done := float64(e.N-e.Errors) / e.Done.Seconds()
 		p("Their worker ran the last of them to its end %s after the first start (polled through visibility every half second): %.1f empty workflows started *and run* per second. Against that, Stepcast's enrollments started and running: %.1f / %.1f = %.2f. This is not the target's measure, which counts starts alone; it is given because a start whose first task has not run has not begun its scenario, and both sides pay for that task here.",
 			e.Done.Round(time.Millisecond), done, running, done, running/done)
 	}
-	if a := r.EmptyAfter; a != nil {
-		p("Measured again at the end of the run, with the server holding every workflow of the run: %.1f starts/s.", a.Rate)
+	if b := r.EmptyBurst; b != nil {
+		p("A short burst of %d empty starts, just before, went at %.1f starts/s (%.2f times the reference). Until the ninth session the reference was such a burst; a few seconds of starts do not say what rate the server keeps up for minutes, so the reference is now as long as the enrollment it is compared with.", b.N, b.Rate, b.Rate/e.Rate)
 	}
 	p("")
 }
