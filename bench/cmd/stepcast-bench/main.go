@@ -223,9 +223,8 @@ func run(ctx context.Context, o options) error {
 		progress("  %.1f starts/s", b.res.EmptyBurst.Rate)
 	}
 	if slices.Contains(phases, "ingest") {
-		// The reference starts as many workflows as the ingest enrolls: a
-		// short burst is accepted faster than the server can keep up, as the
-		// work each start leaves behind runs after it is acknowledged.
+		// The reference starts as many workflows as the ingest enrolls, so
+		// that both rates are over the same amount of work.
 		n := o.emptyN
 		if n == 0 {
 			n = int(o.rate * o.duration.Seconds())

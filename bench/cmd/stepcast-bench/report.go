@@ -376,7 +376,11 @@ func (r *results) enrollSection(p func(string, ...any)) {
 			float64(ir.DB.Commits)/n, float64(ir.DB.Inserted)/n, float64(ir.DB.Updated)/n, ir.DB.Sessions, float64(ir.DB.Sessions)/n)
 		p("")
 	}
-	p("Reference: %d empty workflows, as many as the follows, started from %d goroutines (one client, the worker process running them on their own task queue) in %s: **%.1f starts/s** (%d errors) on the fresh server, before the ingest.", e.N, e.Concurrency, e.Elapsed.Round(time.Millisecond), e.Rate, e.Errors)
+	same := ""
+	if e.N == ir.Follows {
+		same = ", as many as the follows,"
+	}
+	p("Reference: %d empty workflows%s started from %d goroutines (one client, the worker process running them on their own task queue) in %s: **%.1f starts/s** (%d errors) on the fresh server, before the ingest.", e.N, same, e.Concurrency, e.Elapsed.Round(time.Millisecond), e.Rate, e.Errors)
 	if running := ir.RunningRate(); e.Done > 0 && running > 0 {
 		done := float64(e.N-e.Errors) / e.Done.Seconds()
 		p("Their worker ran the last of them to its end %s after the first start (polled through visibility every half second): %.1f empty workflows started *and run* per second. Against that, Stepcast's enrollments started and running: %.1f / %.1f = %.2f. This is not the target's measure, which counts starts alone; it is given because a start whose first task has not run has not begun its scenario, and both sides pay for that task here.",
