@@ -32,6 +32,7 @@ import (
 	"github.com/stepcast/stepcast/metrics"
 	"github.com/stepcast/stepcast/models"
 	"github.com/stepcast/stepcast/worker"
+	"github.com/stepcast/stepcast/workflows"
 )
 
 // childConfig is what the parent hands the child, as JSON in an
@@ -122,6 +123,7 @@ func runChild() error {
 	// The references run with the SDK's default options, as the samples do.
 	ew := sdkworker.New(tc, cfg.EmptyQueue, sdkworker.Options{})
 	ew.RegisterWorkflowWithOptions(EmptyWorkflow, workflow.RegisterOptions{Name: "EmptyWorkflow"})
+	ew.RegisterWorkflowWithOptions(workflows.Enrollment, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow}) // -direct-enrollments
 	bw := sdkworker.New(tc, cfg.BaselineQueue, sdkworker.Options{})
 	bw.RegisterWorkflowWithOptions(BaselineWorkflow, workflow.RegisterOptions{Name: "BaselineWorkflow"})
 	bw.RegisterActivityWithOptions((&baselinePusher{Endpoint: cfg.LineURL, Token: cfg.BaselineToken,

@@ -20,6 +20,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,8 +38,12 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/stepcast/stepcast/bench/internal/benchkit"
+	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+
+	"github.com/stepcast/stepcast/scenario"
+	"github.com/stepcast/stepcast/workflows"
 )
 
 type options struct {
@@ -59,6 +64,7 @@ type options struct {
 	emptyN      int
 	emptyBurst  int
 	emptyConc   int
+	directN     int
 	friends     int
 	steps       int
 	sleepers    int
@@ -96,6 +102,7 @@ func main() {
 	flag.DurationVar(&o.refDuration, "ref-duration", 20*time.Second, "how long the same load runs against GET /healthz, the ingest reference")
 	flag.IntVar(&o.emptyN, "empty-workflows", 0, "empty workflows started for the enrollment reference (0: as many as the ingest's follows, -rate × -duration)")
 	flag.IntVar(&o.emptyBurst, "empty-burst", 2000, "empty workflows started in a short burst, shown beside the reference")
+	flag.IntVar(&o.directN, "direct-enrollments", 0, "experiment: after the reference, start this many Enrollment workflows (the 5-step welcome series, real input and search attributes) directly, the same way and on the same worker as the reference, to split target 2's gap into the workflow's own cost and the rest (0: off)")
 	flag.IntVar(&o.emptyConc, "empty-concurrency", 16, "goroutines starting them (the inbox dispatcher applies events in 16 lanes)")
 	flag.IntVar(&o.friends, "friends", 5000, "friends due at the same moment in the step delivery test (and baseline workflows)")
 	flag.IntVar(&o.steps, "steps", 1, "steps per friend in the delivery test; after the first (due at one moment for all), each is due 1s after the previous")
@@ -234,6 +241,13 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 		progress("  %.1f starts/s", b.res.Empty.Rate)
+		if o.directN > 0 {
+			progress("experiment: starting %d Enrollment workflows directly from %d goroutines", o.directN, o.emptyConc)
+			if b.res.Direct, err = b.directStarts(ctx, o.directN); err != nil {
+				return err
+			}
+			progress("  %.1f starts/s", b.res.Direct.Rate)
+		}
 	}
 	step("footprint", b.footprint)
 	step("ingest", b.ingest)
@@ -328,10 +342,71 @@ func (b *bench) persistence(ctx context.Context) map[string]float64 {
 // emptyStarts is the enrollment reference: the server's rate of starting
 // an empty workflow (run by the worker process on its own task queue).
 func (b *bench) emptyStarts(ctx context.Context, tag string, n int) (*emptyResult, error) {
+	r := b.startMany(ctx, n, func(i int64) error {
+		_, err := b.sys.bench.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			ID: fmt.Sprintf("empty-%s-%s-%d", b.runID, tag, i), TaskQueue: b.sys.emptyQ,
+		}, "EmptyWorkflow")
+		return err
+	})
+	// Let the worker finish them before the next phase; a backlog of first
+	// tasks drains at tens a second here, so allow for that.
+	b.waitDone(ctx, r, func() bool {
+		left, err := b.sys.countWorkflows(ctx, fmt.Sprintf("TaskQueue = '%s' AND WorkflowType = 'EmptyWorkflow' AND ExecutionStatus = 'Running'", b.sys.emptyQ))
+		return err == nil && left == 0
+	})
+	return r, ctx.Err()
+}
+
+// directStarts is an experiment beside the reference: Enrollment workflows
+// started the way the reference starts empty ones (same client, goroutines,
+// queue and worker), with the input and search attributes the dispatcher
+// gives a follow of the 5-step welcome series. Dividing it by the reference
+// gives the workflow's own share of target 2's gap; the rest is the
+// webhook, the application database and the dispatcher. They sleep until
+// their first step, a day away, for the rest of the run.
+func (b *bench) directStarts(ctx context.Context, n int) (*emptyResult, error) {
+	raw, err := json.Marshal(benchkit.WelcomeSeries())
+	if err != nil {
+		return nil, err
+	}
+	doc, err := scenario.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	const key = "direct"
+	base, err := b.sys.enrollmentTasks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := b.startMany(ctx, n, func(i int64) error {
+		user := fmt.Sprintf("U%s%024x", b.runID, i)
+		_, err := b.sys.bench.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			ID: workflows.EnrollmentWorkflowID(0, key, user), TaskQueue: b.sys.emptyQ,
+			WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+			WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+			TypedSearchAttributes:    workflows.StartSearchAttributes(0, key, user, doc),
+		}, workflows.EnrollmentWorkflow, workflows.EnrollmentInput{
+			ScenarioKey: key, Version: 1, FriendID: uint(i + 1), UserID: user,
+			Document: *doc, EnrolledAt: time.Now(), Revision: workflows.Revision,
+		})
+		return err
+	})
+	// Done is when the worker has run every one's first task: they sleep
+	// after it, so there is no end to wait for.
+	b.waitDone(ctx, r, func() bool {
+		t, err := b.sys.enrollmentTasks(ctx)
+		return err == nil && t-base >= float64(n-r.Errors)
+	})
+	return r, ctx.Err()
+}
+
+// startMany calls start for 0..n-1 from the reference's goroutines and
+// times it.
+func (b *bench) startMany(ctx context.Context, n int, start func(i int64) error) *emptyResult {
 	m := b.o.emptyConc
 	var next, errs atomic.Int64
 	var wg sync.WaitGroup
-	start := time.Now()
+	began := time.Now()
 	var firstErr atomic.Value
 	for range m {
 		wg.Add(1)
@@ -342,10 +417,7 @@ func (b *bench) emptyStarts(ctx context.Context, tag string, n int) (*emptyResul
 				if i >= int64(n) {
 					return
 				}
-				_, err := b.sys.bench.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-					ID: fmt.Sprintf("empty-%s-%s-%d", b.runID, tag, i), TaskQueue: b.sys.emptyQ,
-				}, "EmptyWorkflow")
-				if err != nil {
+				if err := start(i); err != nil {
 					errs.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
 				}
@@ -353,23 +425,26 @@ func (b *bench) emptyStarts(ctx context.Context, tag string, n int) (*emptyResul
 		}()
 	}
 	wg.Wait()
-	el := time.Since(start)
+	el := time.Since(began)
 	r := &emptyResult{N: n, Concurrency: m, Elapsed: el, Errors: int(errs.Load()), Rate: float64(int64(n)-errs.Load()) / el.Seconds()}
 	if e, ok := firstErr.Load().(string); ok {
 		r.FirstError = e
 	}
-	// Let the worker finish them before the next phase; a backlog of first
-	// tasks drains at tens a second here, so allow for that.
-	deadline := time.Now().Add(2*time.Minute + time.Duration(n)*50*time.Millisecond)
+	r.began = began
+	return r
+}
+
+// waitDone polls done every half second and sets r.Done when it holds,
+// within 2 minutes and 50 ms per workflow.
+func (b *bench) waitDone(ctx context.Context, r *emptyResult, done func() bool) {
+	deadline := time.Now().Add(2*time.Minute + time.Duration(r.N)*50*time.Millisecond)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		left, err := b.sys.countWorkflows(ctx, fmt.Sprintf("TaskQueue = '%s' AND ExecutionStatus = 'Running'", b.sys.emptyQ))
-		if err == nil && left == 0 {
-			r.Done = time.Since(start)
-			break
+		if done() {
+			r.Done = time.Since(r.began)
+			return
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	return r, ctx.Err()
 }
 
 // waitUntil polls ok every interval until it holds, ctx ends or timeout.

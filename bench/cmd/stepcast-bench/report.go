@@ -26,6 +26,7 @@ type results struct {
 	LogDir          string
 	Empty           *emptyResult // the enrollment reference, as many as the ingest's follows
 	EmptyBurst      *emptyResult
+	Direct          *emptyResult // the -direct-enrollments experiment
 	Healthz         *loadResult
 	HealthzCPU      cpuUse
 	Ingest          *ingestResult
@@ -60,6 +61,7 @@ type emptyResult struct {
 	// start (zero: not within the wait).
 	Done       time.Duration
 	FirstError string
+	began      time.Time
 }
 
 type backlogSample struct {
@@ -385,6 +387,10 @@ func (r *results) enrollSection(p func(string, ...any)) {
 		done := float64(e.N-e.Errors) / e.Done.Seconds()
 		p("Their worker ran the last of them to its end %s after the first start (polled through visibility every half second): %.1f empty workflows started *and run* per second. Against that, Stepcast's enrollments started and running: %.1f / %.1f = %.2f. This is not the target's measure, which counts starts alone; it is given because a start whose first task has not run has not begun its scenario, and both sides pay for that task here.",
 			e.Done.Round(time.Millisecond), done, running, done, running/done)
+	}
+	if d := r.Direct; d != nil {
+		p("Experiment (`-direct-enrollments`): right after the reference, %d `Enrollment` workflows of the same 5-step welcome series, with the input and search attributes the dispatcher gives a follow, were started the way the reference starts its empty ones (same client, goroutines, task queue and worker; no webhook, no application database) in %s: **%.1f starts/s** (%d errors), %.2f of the reference. Against them, Stepcast's enrollment rows: %.2f. The worker had run every one's first task %s after the first start.",
+			d.N, d.Elapsed.Round(time.Millisecond), d.Rate, d.Errors, d.Rate/e.Rate, ir.EnrollRate/d.Rate, d.Done.Round(time.Millisecond))
 	}
 	if b := r.EmptyBurst; b != nil {
 		p("A short burst of %d empty starts, just before, went at %.1f starts/s (%.2f times the reference). Until the ninth session the reference was such a burst; a few seconds of starts do not say what rate the server keeps up for minutes, so the reference is now as long as the enrollment it is compared with.", b.N, b.Rate, b.Rate/e.Rate)
