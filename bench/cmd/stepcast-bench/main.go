@@ -56,6 +56,7 @@ type options struct {
 	dbMaxOpen       int
 	dbMaxIdle       int
 	workerPollers   int
+	lanes           int
 	workerCache     int
 
 	rate        float64
@@ -65,6 +66,7 @@ type options struct {
 	emptyBurst  int
 	emptyConc   int
 	directN     int
+	cpuProfile  string
 	friends     int
 	steps       int
 	sleepers    int
@@ -96,6 +98,7 @@ func main() {
 	flag.IntVar(&o.dbMaxOpen, "db-max-open", 0, "experiment: open database connections each Stepcast process may have (0: as models.Open sets it, as in production)")
 	flag.IntVar(&o.dbMaxIdle, "db-max-idle", 0, "experiment: idle database connections each Stepcast process keeps (0: as models.Open sets it, as in production)")
 	flag.IntVar(&o.workerCache, "worker-cache", 0, "experiment: workflows the worker keeps in its sticky cache (0: the SDK's 10,000, as in production)")
+	flag.IntVar(&o.lanes, "dispatcher-lanes", 0, "experiment: lanes of the inbox dispatcher (0: as inbox.NewDispatcher sets them, as in production)")
 	flag.IntVar(&o.workerPollers, "worker-pollers", 0, "experiment: workflow and activity task pollers of Stepcast's worker (0: as worker.Options sets them, as in production)")
 	flag.Float64Var(&o.rate, "rate", 500, "webhook requests per second (open loop)")
 	flag.DurationVar(&o.duration, "duration", 60*time.Second, "how long the webhook load runs")
@@ -103,6 +106,7 @@ func main() {
 	flag.IntVar(&o.emptyN, "empty-workflows", 0, "empty workflows started for the enrollment reference (0: as many as the ingest's follows, -rate × -duration)")
 	flag.IntVar(&o.emptyBurst, "empty-burst", 2000, "empty workflows started in a short burst, shown beside the reference")
 	flag.IntVar(&o.directN, "direct-enrollments", 0, "experiment: after the reference, start this many Enrollment workflows (the 5-step welcome series, real input and search attributes) directly, the same way and on the same worker as the reference, to split target 2's gap into the workflow's own cost and the rest (0: off)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (load generator, API and dispatcher) from the first follow to the end of the ingest phase, for `go tool pprof`")
 	flag.IntVar(&o.emptyConc, "empty-concurrency", 16, "goroutines starting them (the inbox dispatcher applies events in 16 lanes)")
 	flag.IntVar(&o.friends, "friends", 5000, "friends due at the same moment in the step delivery test (and baseline workflows)")
 	flag.IntVar(&o.steps, "steps", 1, "steps per friend in the delivery test; after the first (due at one moment for all), each is due 1s after the previous")
@@ -190,7 +194,7 @@ func run(ctx context.Context, o options) error {
 	_ = db.Admin.DB.Raw("SHOW server_version").Scan(&b.res.PGVersion).Error
 
 	progress("starting Stepcast: API and inbox dispatcher here, worker in a child process")
-	sys, err := startSystem(ctx, systemConfig{DatabaseURL: db.URL, DBMaxOpen: o.dbMaxOpen, DBMaxIdle: o.dbMaxIdle, WorkerPollers: o.workerPollers, WorkerCache: o.workerCache, TemporalAddress: addr,
+	sys, err := startSystem(ctx, systemConfig{DatabaseURL: db.URL, DBMaxOpen: o.dbMaxOpen, DBMaxIdle: o.dbMaxIdle, WorkerPollers: o.workerPollers, Lanes: o.lanes, WorkerCache: o.workerCache, TemporalAddress: addr,
 		Namespace: o.namespace, WorkerLog: filepath.Join(tmp, "worker.log")}, log)
 	if err != nil {
 		return err

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"sync"
@@ -94,6 +96,14 @@ func (b *bench) ingest(ctx context.Context) error {
 	progress("ingest: %d signed follow webhooks at %.0f/s to channel %d (scenario: 5 steps, days 1-14)", n, o.rate, ch)
 	d0 := sys.dbStats(ctx)
 	c1 := takeCPU(b.pids)
+	if o.cpuProfile != "" {
+		// This process only: the load generator, the API and the dispatcher.
+		if f, err := os.Create(o.cpuProfile); err == nil {
+			if err := pprof.StartCPUProfile(f); err == nil {
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			}
+		}
+	}
 	ir.Load = runLoad(ctx, hc, o.rate, reqs, func(i int, _ time.Time) { answeredOK[i] = true })
 	ingestEnd := time.Now()
 	ir.LoadCPU = cpuBetween(c1, takeCPU(b.pids))

@@ -190,7 +190,7 @@ func (r *results) markdown() string {
 		r.Server, ver, wo.MaxConcurrentWorkflowTaskPollers, wo.StickyScheduleToStartTimeout)
 	p("- Code: %s (the working tree, compiled into the benchmark)", r.Code)
 	p("- PostgreSQL %s on 127.0.0.1 (application database `%s`, created and dropped by the run)", r.PGVersion, r.Database)
-	if r.Opts.dbMaxOpen > 0 || r.Opts.dbMaxIdle > 0 || r.Opts.workerPollers > 0 || r.Opts.workerCache > 0 {
+	if r.Opts.dbMaxOpen > 0 || r.Opts.dbMaxIdle > 0 || r.Opts.workerPollers > 0 || r.Opts.lanes > 0 || r.Opts.workerCache > 0 {
 		p("- **Experiment, not the production configuration**: %s", strings.Join(experiments(r.Opts), "; "))
 	}
 	p("- Layout: the load generator, Stepcast's API and inbox dispatcher (`apiserver`, `inbox`, `enroll` as `stepcast api` builds them) and the fake LINE in one process; Stepcast's worker (as `stepcast worker` builds it) and the reference workers in a child process; the Temporal server and PostgreSQL in their own. All on this one machine.")
@@ -537,6 +537,9 @@ func experiments(o options) []string {
 	}
 	if o.workerPollers > 0 {
 		l = append(l, fmt.Sprintf("Stepcast's worker has %d workflow and %d activity task pollers (`-worker-pollers`; production: as `worker.Options` sets them)", o.workerPollers, o.workerPollers))
+	}
+	if o.lanes > 0 {
+		l = append(l, fmt.Sprintf("the inbox dispatcher applies events in %d lanes (`-dispatcher-lanes`; production: as `inbox.NewDispatcher` sets them)", o.lanes))
 	}
 	if o.workerCache > 0 {
 		l = append(l, fmt.Sprintf("Stepcast's worker keeps %d workflows in its sticky cache (`-worker-cache`; production: the SDK's 10,000)", o.workerCache))

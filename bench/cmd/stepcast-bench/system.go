@@ -72,6 +72,7 @@ type systemConfig struct {
 	DBMaxOpen       int
 	DBMaxIdle       int
 	WorkerPollers   int
+	Lanes           int
 	WorkerCache     int
 	TemporalAddress string
 	Namespace       string
@@ -117,6 +118,9 @@ func startSystem(ctx context.Context, cfg systemConfig, log *slog.Logger) (*syst
 	// As deps.api() in cmd/stepcast/main.go.
 	svc := &enroll.Service{Store: s.store, Temporal: s.temporal, TaskQueue: s.queue, Metrics: s.metrics, Log: log}
 	disp := inbox.NewDispatcher(s.store, svc, s.metrics, log)
+	if cfg.Lanes > 0 {
+		disp.Lanes = cfg.Lanes
+	}
 	lineClient := &activities.LineClient{Endpoint: s.lineSrv.URL, HTTP: &http.Client{Timeout: 20 * time.Second}}
 	api := apiserver.New(apiserver.Config{AdminToken: adminToken, MaxWebhookBytes: 1 << 20}, apiserver.Deps{
 		Store: s.store, Temporal: s.temporal, Enroll: svc, Notify: disp.Notify,
