@@ -24,7 +24,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -33,7 +32,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
@@ -63,7 +61,7 @@ func main() {
 	if err := worker.RegisterSearchAttributes(ctx, c, "default"); err != nil {
 		fatal(err)
 	}
-	doc, err := welcome()
+	doc, err := benchkit.WelcomeDocument()
 	if err != nil {
 		fatal(err)
 	}
@@ -122,15 +120,6 @@ func main() {
 	}
 }
 
-// welcome is the benchmark's 5-step welcome series, parsed.
-func welcome() (*scenario.Document, error) {
-	b, err := json.Marshal(benchkit.WelcomeSeries())
-	if err != nil {
-		return nil, err
-	}
-	return scenario.Parse(b)
-}
-
 // startWorker runs Stepcast's workflows and an empty one on queue; opts nil
 // runs none.
 func startWorker(c client.Client, queue string, opts *sdkworker.Options) func() {
@@ -160,13 +149,7 @@ func startMany(ctx context.Context, c client.Client, queue, kind string, doc *sc
 				if kind == "empty" {
 					_, err = c.ExecuteWorkflow(ctx, opts, "EmptyWorkflow")
 				} else {
-					opts.WorkflowIDConflictPolicy = enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
-					opts.WorkflowIDReusePolicy = enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
-					opts.TypedSearchAttributes = workflows.StartSearchAttributes(1, "welcome", user, doc)
-					_, err = c.ExecuteWorkflow(ctx, opts, workflows.EnrollmentWorkflow, workflows.EnrollmentInput{
-						ChannelID: 1, ScenarioID: 1, ScenarioKey: "welcome", Version: 1, FriendID: uint(i + 1), UserID: user,
-						Document: *doc, EnrolledAt: time.Now(), Revision: workflows.Revision,
-					})
+					err = benchkit.StartEnrollment(ctx, c, opts, 1, "welcome", user, uint(i+1), doc)
 				}
 				if err == nil {
 					ok.Add(1)

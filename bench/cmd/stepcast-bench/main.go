@@ -20,7 +20,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,12 +37,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/stepcast/stepcast/bench/internal/benchkit"
-	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-
-	"github.com/stepcast/stepcast/scenario"
-	"github.com/stepcast/stepcast/workflows"
 )
 
 type options struct {
@@ -369,31 +364,19 @@ func (b *bench) emptyStarts(ctx context.Context, tag string, n int) (*emptyResul
 // webhook, the application database and the dispatcher. They sleep until
 // their first step, a day away, for the rest of the run.
 func (b *bench) directStarts(ctx context.Context, n int) (*emptyResult, error) {
-	raw, err := json.Marshal(benchkit.WelcomeSeries())
+	doc, err := benchkit.WelcomeDocument()
 	if err != nil {
 		return nil, err
 	}
-	doc, err := scenario.Parse(raw)
-	if err != nil {
-		return nil, err
-	}
-	const key = "direct"
 	base, err := b.sys.enrollmentTasks(ctx)
 	if err != nil {
 		return nil, err
 	}
 	r := b.startMany(ctx, n, func(i int64) error {
 		user := fmt.Sprintf("U%s%024x", b.runID, i)
-		_, err := b.sys.bench.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-			ID: workflows.EnrollmentWorkflowID(0, key, user), TaskQueue: b.sys.emptyQ,
-			WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-			WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-			TypedSearchAttributes:    workflows.StartSearchAttributes(0, key, user, doc),
-		}, workflows.EnrollmentWorkflow, workflows.EnrollmentInput{
-			ScenarioKey: key, Version: 1, FriendID: uint(i + 1), UserID: user,
-			Document: *doc, EnrolledAt: time.Now(), Revision: workflows.Revision,
-		})
-		return err
+		return benchkit.StartEnrollment(ctx, b.sys.bench, client.StartWorkflowOptions{
+			ID: fmt.Sprintf("direct-%s-%d", b.runID, i), TaskQueue: b.sys.emptyQ,
+		}, 0, "direct", user, uint(i+1), doc)
 	})
 	// Done is when the worker has run every one's first task: they sleep
 	// after it, so there is no end to wait for.

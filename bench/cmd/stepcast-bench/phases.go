@@ -98,11 +98,14 @@ func (b *bench) ingest(ctx context.Context) error {
 	c1 := takeCPU(b.pids)
 	if o.cpuProfile != "" {
 		// This process only: the load generator, the API and the dispatcher.
-		if f, err := os.Create(o.cpuProfile); err == nil {
-			if err := pprof.StartCPUProfile(f); err == nil {
-				defer func() { pprof.StopCPUProfile(); f.Close() }()
-			}
+		f, err := os.Create(o.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
 		}
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	ir.Load = runLoad(ctx, hc, o.rate, reqs, func(i int, _ time.Time) { answeredOK[i] = true })
 	ingestEnd := time.Now()

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -15,7 +16,12 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
 	"github.com/stepcast/stepcast/models"
+	"github.com/stepcast/stepcast/scenario"
+	"github.com/stepcast/stepcast/workflows"
 )
 
 // Database is a migrated database made for one run on a PostgreSQL
@@ -147,4 +153,28 @@ func WelcomeSeries() map[string]any {
 		waits = append(waits, map[string]any{"days": d, "at": "10:00"})
 	}
 	return StepsDoc("Welcome series", waits)
+}
+
+// WelcomeDocument is WelcomeSeries parsed, as an enrollment's input holds
+// it.
+func WelcomeDocument() (*scenario.Document, error) {
+	b, err := json.Marshal(WelcomeSeries())
+	if err != nil {
+		return nil, err
+	}
+	return scenario.Parse(b)
+}
+
+// StartEnrollment starts an Enrollment workflow of doc for a made-up friend
+// directly, with the ID policies, search attributes and input that the
+// dispatcher gives a follow; opts names the workflow and its queue.
+func StartEnrollment(ctx context.Context, c client.Client, opts client.StartWorkflowOptions, channelID uint, key, user string, friendID uint, doc *scenario.Document) error {
+	opts.WorkflowIDConflictPolicy = enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
+	opts.WorkflowIDReusePolicy = enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+	opts.TypedSearchAttributes = workflows.StartSearchAttributes(channelID, key, user, doc)
+	_, err := c.ExecuteWorkflow(ctx, opts, workflows.EnrollmentWorkflow, workflows.EnrollmentInput{
+		ChannelID: channelID, ScenarioID: 1, ScenarioKey: key, Version: 1, FriendID: friendID, UserID: user,
+		Document: *doc, EnrolledAt: time.Now(), Revision: workflows.Revision,
+	})
+	return err
 }
